@@ -1,0 +1,5 @@
+import sys
+
+from viralsplit.cli import main
+
+sys.exit(main())
