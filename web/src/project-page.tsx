@@ -1,0 +1,252 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { fetchPlatforms, mediaUrl } from "./api";
+import { formatBytes, formatDuration } from "./format";
+import { loadDisplayName, saveDisplayName, type ProjectLink } from "./links";
+import { openSession } from "./realtime";
+import type { Command, Session } from "./session";
+import { orderJobs, ProjectStore, type ProjectState } from "./state";
+import type { Platform, Snapshot } from "./types";
+import { ActivityFeed, ConnectionIndicator, Presence, SharePanel } from "./panels";
+import { JobCard } from "./job-card";
+import { OutputsSection } from "./outputs";
+
+function useStore(store: ProjectStore): ProjectState {
+  const [state, setState] = useState(store.current);
+  useEffect(() => {
+    setState(store.current);
+    return store.subscribe(() => setState(store.current));
+  }, [store]);
+  return state;
+}
+
+export interface Toast {
+  id: number;
+  text: string;
+  kind: "error" | "info";
+}
+
+export function ProjectPage({ link }: { link: ProjectLink }) {
+  const store = useMemo(() => new ProjectStore(), [link]);
+  const [session, setSession] = useState<Session | null>(null);
+  const [name, setName] = useState(loadDisplayName);
+  const [platforms, setPlatforms] = useState<Map<string, Platform>>(new Map());
+  const [toasts, setToasts] = useState<Toast[]>([]);
+  const [pending, setPending] = useState<Set<string>>(new Set());
+  const state = useStore(store);
+
+  useEffect(() => {
+    if (!link.token) {
+      store.setFatal("This link has no access token. Ask the project's owner for a share link.");
+      return;
+    }
+    const opened = openSession(link.projectId, link.token, loadDisplayName(), store);
+    setSession(opened);
+    return () => opened.close();
+  }, [link, store]);
+
+  useEffect(() => {
+    fetchPlatforms()
+      .then((list) => setPlatforms(new Map(list.map((platform) => [platform.name, platform]))))
+      .catch(() => undefined);
+  }, []);
+
+  const showToast = (text: string, kind: Toast["kind"] = "error") => {
+    const id = Date.now() + Math.random();
+    setToasts((current) => [...current.slice(-2), { id, text, kind }]);
+    setTimeout(() => setToasts((current) => current.filter((toast) => toast.id !== id)), 6000);
+  };
+
+  const run = async (key: string, command: Command) => {
+    if (!session) return;
+    setPending((current) => new Set(current).add(key));
+    try {
+      await session.send(command);
+    } catch (error) {
+      showToast(error instanceof Error ? error.message : String(error));
+    } finally {
+      setPending((current) => {
+        const next = new Set(current);
+        next.delete(key);
+        return next;
+      });
+    }
+  };
+
+  const rename = (next: string) => {
+    const trimmed = next.trim().slice(0, 40);
+    if (!trimmed || trimmed === name) return;
+    setName(trimmed);
+    saveDisplayName(trimmed);
+    session?.rename(trimmed);
+  };
+
+  if (state.fatal) {
+    return (
+      <div class="card fatal" role="alert">
+        <h1>This project cannot be opened</h1>
+        <p>{state.fatal}</p>
+        <a class="button" href="/">Start a new project</a>
+      </div>
+    );
+  }
+
+  const snapshot = state.snapshot;
+  const canEdit = state.role === "editor";
+  const platformLabel = (name: string) => platforms.get(name)?.label ?? name;
+
+  return (
+    <div class="project">
+      <div class="project-head">
+        <div class="project-title">
+          <h1>{snapshot?.project.title || (snapshot ? "Untitled project" : "Loading project…")}</h1>
+          <p class="muted">
+            {snapshot
+              ? snapshot.project.platforms.map(platformLabel).join(" · ") +
+                ` · ${snapshot.project.fill}` +
+                (snapshot.project.part_length_s
+                  ? ` · parts of ${formatDuration(snapshot.project.part_length_s)}`
+                  : "")
+              : " "}
+            {state.role && <span class={`role-badge ${state.role}`}>{state.role}</span>}
+          </p>
+        </div>
+        <ConnectionIndicator status={state.connection} />
+      </div>
+
+      <div class="project-grid">
+        <div class="project-main">
+          <SourceCard snapshot={snapshot} token={link.token} />
+          <JobsSection
+            snapshot={snapshot}
+            canEdit={canEdit}
+            pending={pending}
+            run={run}
+            platformLabel={platformLabel}
+          />
+          <OutputsSection
+            snapshot={snapshot}
+            token={link.token}
+            platformLabel={platformLabel}
+          />
+        </div>
+        <aside class="project-side">
+          <SharePanel link={link} role={state.role} onCopied={(text) => showToast(text, "info")} />
+          <Presence members={state.members} self={name} onRename={rename} />
+          <ActivityFeed entries={snapshot?.activity ?? []} />
+        </aside>
+      </div>
+
+      <div class="toasts" aria-live="assertive">
+        {toasts.map((toast) => (
+          <div key={toast.id} class={`toast ${toast.kind}`} role={toast.kind === "error" ? "alert" : "status"}>
+            {toast.text}
+          </div>
+        ))}
+      </div>
+    </div>
+  );
+}
+
+function readNumber(info: Record<string, unknown> | null, ...keys: string[]): number | null {
+  if (!info) return null;
+  for (const key of keys) {
+    let value: unknown = info;
+    for (const part of key.split(".")) {
+      value = value && typeof value === "object" ? (value as Record<string, unknown>)[part] : undefined;
+    }
+    if (typeof value === "number" && Number.isFinite(value)) return value;
+  }
+  return null;
+}
+
+function SourceCard({ snapshot, token }: { snapshot: Snapshot | null; token: string }) {
+  const project = snapshot?.project;
+  const info = (project?.info ?? null) as Record<string, unknown> | null;
+  const width = readNumber(info, "display_width", "width", "video.display_width", "video.width");
+  const height = readNumber(info, "display_height", "height", "video.display_height", "video.height");
+  const duration = readNumber(info, "duration_s", "duration");
+  const size = project?.source?.size_bytes ?? readNumber(info, "size_bytes", "size");
+  const fps = readNumber(info, "fps", "video.fps", "frame_rate");
+  const orientation =
+    width && height ? (width > height ? "Landscape" : width < height ? "Portrait" : "Square") : null;
+  const thumbnail = snapshot ? sourceThumbnail(snapshot) : null;
+  const shape = width && height ? `${width} / ${height}` : "16 / 9";
+
+  return (
+    <section class="card source-card" aria-labelledby="source-title">
+      <div class="source-thumb" style={{ aspectRatio: shape }}>
+        {thumbnail ? <img src={mediaUrl(thumbnail, token)} alt="" /> : <span class="thumb-placeholder" />}
+      </div>
+      <div class="source-body">
+        <h2 id="source-title" class="eyebrow">Source</h2>
+        <p class="source-name" title={project?.source?.url ?? project?.source?.name}>
+          {project?.source?.name ?? project?.source?.url ?? (snapshot ? "Waiting for the source…" : " ")}
+        </p>
+        <dl class="facts">
+          <div><dt>Duration</dt><dd>{formatDuration(duration)}</dd></div>
+          <div><dt>Size</dt><dd>{formatBytes(size)}</dd></div>
+          <div><dt>Frame</dt><dd>{width && height ? `${width}×${height}` : "–"}</dd></div>
+          <div><dt>Orientation</dt><dd>{orientation ?? "–"}</dd></div>
+          {fps ? <div><dt>Frame rate</dt><dd>{fps.toFixed(fps % 1 ? 2 : 0)} fps</dd></div> : null}
+        </dl>
+      </div>
+    </section>
+  );
+}
+
+/** Source thumbnail: the server's frame of the source when it offers one, else the first output's. */
+function sourceThumbnail(snapshot: Snapshot): string | null {
+  const info = snapshot.project.info as Record<string, unknown> | null;
+  const offered = info && typeof info.thumbnail_url === "string" ? info.thumbnail_url : null;
+  if (offered) return offered;
+  const first = [...snapshot.outputs].sort((a, b) => a.part - b.part)[0];
+  return first ? first.thumbnail_url : null;
+}
+
+function JobsSection(props: {
+  snapshot: Snapshot | null;
+  canEdit: boolean;
+  pending: Set<string>;
+  run: (key: string, command: Command) => void;
+  platformLabel: (name: string) => string;
+}) {
+  const jobs = props.snapshot ? orderJobs(props.snapshot.jobs) : [];
+  const queued = jobs.filter((job) => job.state === "queued");
+  const active = jobs.some((job) => job.state === "queued" || job.state === "running");
+  return (
+    <section class="jobs" aria-labelledby="jobs-heading">
+      <div class="section-head">
+        <h2 id="jobs-heading">Jobs</h2>
+        {props.canEdit && active && (
+          <button
+            type="button"
+            class="ghost danger small"
+            disabled={props.pending.has("project")}
+            onClick={() => props.run("project", { op: "cancel_project" })}
+          >
+            Cancel all
+          </button>
+        )}
+      </div>
+      {!props.snapshot && <div class="card job-card skeleton" aria-hidden="true" />}
+      {props.snapshot && jobs.length === 0 && (
+        <p class="muted empty">No jobs yet. They appear as soon as the source arrives.</p>
+      )}
+      <ol class="job-list">
+        {jobs.map((job) => (
+          <li key={job.id}>
+            <JobCard
+              job={job}
+              queueIndex={job.state === "queued" ? queued.indexOf(job) : null}
+              canEdit={props.canEdit}
+              pending={props.pending}
+              run={props.run}
+              platformLabel={props.platformLabel}
+            />
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+

@@ -1,0 +1,17 @@
+// What the project page needs from a live connection: the store it fills, and commands.
+import type { ProjectStore } from "./state";
+
+export type Command =
+  | { op: "cancel"; job_id: string }
+  | { op: "cancel_project" }
+  | { op: "set_priority"; job_id: string; priority: number }
+  | { op: "retry"; job_id: string };
+
+export interface Session {
+  readonly store: ProjectStore;
+  /** Sends a command; resolves on the server's ack, rejects with its error message. */
+  send(command: Command): Promise<void>;
+  /** Changes the display name others see; takes effect on the open connection. */
+  rename(name: string): void;
+  close(): void;
+}
