@@ -34,6 +34,8 @@ class Config:
     download_max_height: int = 1080
     download_max_bytes: int = 4 * 1024**3
     download_max_duration_s: float = 4 * 3600.0
+    # Seconds yt-dlp waits on a silent connection before it gives up (yt-dlp --socket-timeout).
+    download_socket_timeout_s: float = 30.0
     # Private destinations the egress guard admits, as addresses or CIDR ranges with an
     # optional port ("127.0.0.1:8080", "10.0.0.0/8"); empty by default.
     url_allowlist: tuple[str, ...] = ()
