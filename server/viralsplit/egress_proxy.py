@@ -195,7 +195,7 @@ def _origin_form_head(method: str, target: str, version: str, header_lines: list
         lines.append(line)
     if not has_host:
         lines.append(f"Host: {parts.netloc.rsplit('@', 1)[-1]}")
-    # The proxy relays bytes until the origin closes, so it asks for exactly one response.
+    # The proxy relays bytes until the origin closes, so it requests exactly one response.
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
