@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("realtime", __name__)
 
 HUB_KEY = "viralsplit.hub"
-# Frames one SSE stream may have waiting before it is ended (the client then resumes).
-SSE_MAX_QUEUED = 1024
+# Frames one SSE stream may have waiting before it is ended (the client then resumes); more
+# than the hub's history, so a resume that replays all of it fits.
+SSE_MAX_QUEUED = 2048
 # Milliseconds an EventSource waits before reconnecting (the "retry:" field).
 SSE_RETRY_MS = 2000
 
@@ -143,7 +144,7 @@ class SSEStream:
         self.queue: asyncio.Queue[Frame | None] = asyncio.Queue()
         self.ended = False
 
-    def deliver(self, frame: Frame) -> None:
+    def deliver(self, frame: Frame, replay: bool = False) -> None:
         if self.ended:
             return
         if self.queue.qsize() >= SSE_MAX_QUEUED:

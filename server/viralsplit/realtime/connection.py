@@ -53,6 +53,10 @@ class Backend(Protocol):
     async def retry(self, project_id: str, job_id: str, name: str, role: str) -> None: ...
 
 
+# Key of replayed entries in OutboundQueue.
+_REPLAY = ("replay",)
+
+
 class OutboundQueue:
     """Bytes waiting to be written, in order; progress entries with the same key replace each other."""
 
@@ -62,13 +66,23 @@ class OutboundQueue:
         self._entries: collections.deque[list[Any]] = collections.deque()
         self._progress: dict[tuple[int, int], list[Any]] = {}
         self._others = 0
+        self._replays = 0
         self.ready = asyncio.Event()
 
     def __len__(self) -> int:
-        return self._others + len(self._progress)
+        return self._others + self._replays + len(self._progress)
 
-    def push(self, data: bytes, replace_key: tuple[int, int] | None = None) -> bool:
-        """Queue data; return False, queuing nothing, when max_frames other frames already wait."""
+    def push(self, data: bytes, replace_key: tuple[int, int] | None = None, *, replay: bool = False) -> bool:
+        """Queue data; return False, queuing nothing, when max_frames other frames already wait.
+
+        Replayed frames (the missed frames of a resume) are never replaced and do not count
+        toward max_frames, because the client must get each of them and history bounds them.
+        """
+        if replay:
+            self._replays += 1
+            self._entries.append([data, _REPLAY])
+            self.ready.set()
+            return True
         if replace_key is None:
             if self._others >= self.max_frames:
                 return False
@@ -81,7 +95,7 @@ class OutboundQueue:
         if replace_key is not None:
             self._progress[replace_key] = entry
         self._entries.append(entry)
-        if len(self._entries) > 2 * (self.max_frames + len(self._progress)):
+        if len(self._entries) > 2 * (self.max_frames + len(self._progress)) + self._replays:
             self._entries = collections.deque(e for e in self._entries if e[0] is not None)
         self.ready.set()
         return True
@@ -93,6 +107,8 @@ class OutboundQueue:
                 continue
             if key is None:
                 self._others -= 1
+            elif key is _REPLAY:
+                self._replays -= 1
             elif self._progress.get(key) is entry:
                 del self._progress[key]
             return data  # type: ignore[no-any-return]
@@ -103,6 +119,7 @@ class OutboundQueue:
         self._entries.clear()
         self._progress.clear()
         self._others = 0
+        self._replays = 0
 
 
 class Connection:
@@ -133,10 +150,10 @@ class Connection:
 
     # Subscriber --------------------------------------------------------------------------
 
-    def deliver(self, frame: Frame) -> None:
+    def deliver(self, frame: Frame, replay: bool = False) -> None:
         if self.close_code is not None:
             return
-        if not self.queue.push(frame.data, frame.replace_key):
+        if not self.queue.push(frame.data, frame.replace_key, replay=replay):
             log.info("closing connection %s: outbound queue full (%d frames)", self.id, len(self.queue))
             self.close(protocol.CLOSE_RESYNC, "client fell behind: reconnect and resync", flush=False)
 

@@ -58,8 +58,8 @@ def make_frame(value: Any, seq: int = 0, kind: str | None = None, replace_key: t
 
 
 class Subscriber(Protocol):
-    def deliver(self, frame: Frame) -> None:
-        """Queue a frame for sending; must not block or raise."""
+    def deliver(self, frame: Frame, replay: bool = False) -> None:
+        """Queue a frame for sending; must not block or raise. `replay` marks missed frames sent on resume."""
 
     def shutdown(self) -> None:
         """The server is stopping: close with the "server shutting down" code."""
@@ -294,7 +294,7 @@ class Hub:
             if before_frames is not None:
                 before_frames(channel.ch, True)
             for frame in missed:
-                subscriber.deliver(frame)
+                subscriber.deliver(frame, replay=True)
             self._attach(channel, subscriber, presence)
             return True
 

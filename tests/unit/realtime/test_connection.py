@@ -237,3 +237,17 @@ async def test_unsupported_version_closes_4406(versions: list[int]) -> None:
     assert transport.sent[0]["code"] == p.UNSUPPORTED_VERSION
     assert transport.closed is not None
     assert transport.closed[0] == p.CLOSE_UNSUPPORTED_VERSION
+
+
+def test_queue_keeps_every_replayed_frame() -> None:
+    queue = OutboundQueue(max_frames=2)
+    for index in range(10):
+        assert queue.push(str(index).encode(), (1, 1), replay=True)
+    assert queue.push(b"live", (1, 1))
+    assert queue.push(b"s1")
+    assert queue.push(b"s2")
+    drained = []
+    while (data := queue.pop()) is not None:
+        drained.append(data)
+    assert drained == [str(index).encode() for index in range(10)] + [b"live", b"s1", b"s2"]
+    assert len(queue) == 0

@@ -18,7 +18,7 @@ class Recorder:
         self.frames: list[Frame] = []
         self.closed = False
 
-    def deliver(self, frame: Frame) -> None:
+    def deliver(self, frame: Frame, replay: bool = False) -> None:
         self.frames.append(frame)
 
     def shutdown(self) -> None:
