@@ -1,0 +1,127 @@
+"""The egress guard around download(): rejected URLs, redirects and media URLs in pages.
+
+Every destination here is a server the test started on 127.0.0.1. The cloud metadata
+address is only ever checked by the guard; no test sends traffic to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from mediaserver import MediaServer
+
+from viralsplit.config import Config
+from viralsplit.egress import EgressGuard
+from viralsplit.egress_proxy import EgressProxy
+from viralsplit.errors import UrlRejectedError
+from viralsplit.media.ytdlp import download
+
+
+@pytest.mark.parametrize(
+    "url_template",
+    [
+        "http://127.0.0.1:{port}/clip.mp4",
+        "http://localhost:{port}",
+        "http://[::1]:{port}",
+        "http://2130706433:{port}/",
+        "http://0177.0.0.1:{port}/",
+        "http://169.254.169.254/latest/meta-data/",
+        "ftp://127.0.0.1:{port}/clip.mp4",
+    ],
+)
+async def test_default_allowlist_rejects_before_connecting(url_template: str, media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    media_server.file("/clip.mp4", clip)
+    pids: list[int] = []
+
+    with pytest.raises(UrlRejectedError) as caught:
+        await download(url_template.format(port=media_server.port), tmp_path, config=Config(),
+                       on_progress=lambda _: None, on_process=pids.append)
+
+    assert pids == [], "yt-dlp must not start for a rejected URL"
+    assert media_server.hits == []
+    assert list(tmp_path.iterdir()) == []
+    assert "rejected" in str(caught.value) or "unsupported URL scheme" in str(caught.value)
+
+
+async def test_allowlist_is_per_port(media_server: MediaServer, other_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    other_server.file("/clip.mp4", clip)
+    config = Config(url_allowlist=(media_server.allowlist_entry,))
+
+    with pytest.raises(UrlRejectedError, match="loopback address"):
+        await download(f"{other_server.origin}/clip.mp4", tmp_path, config=config, on_progress=lambda _: None)
+
+    assert other_server.hits == []
+
+
+@pytest.mark.parametrize("target_host", ["127.0.0.1", "localhost", "2130706433"])
+async def test_redirect_to_other_port_rejected(
+    target_host: str, media_server: MediaServer, other_server: MediaServer, clip: Path, tmp_path: Path
+) -> None:
+    other_server.file("/clip.mp4", clip)
+    media_server.redirect("/go", f"http://{target_host}:{other_server.port}/clip.mp4")
+    config = Config(url_allowlist=(media_server.allowlist_entry,))
+
+    with pytest.raises(UrlRejectedError) as caught:
+        await download(f"{media_server.origin}/go", tmp_path, config=config, on_progress=lambda _: None)
+
+    assert media_server.hits == ["/go"]
+    assert other_server.hits == []
+    assert f":{other_server.port}" in str(caught.value)
+    assert "loopback address" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_page_media_url_on_other_port_rejected(media_server: MediaServer, other_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    other_server.file("/clip.mp4", clip)
+    media_server.html(
+        "/page.html",
+        f'<html><head><title>Elsewhere</title></head><body><video src="{other_server.origin}/clip.mp4"></video></body></html>',
+    )
+    config = Config(url_allowlist=(media_server.allowlist_entry,))
+
+    with pytest.raises(UrlRejectedError, match="loopback address"):
+        await download(f"{media_server.origin}/page.html", tmp_path, config=config, on_progress=lambda _: None)
+
+    assert media_server.hits == ["/page.html"]
+    assert other_server.hits == []
+
+
+async def proxy_request(proxy: EgressProxy, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(proxy.url.rsplit(":", 1)[1]))
+    writer.write(request)
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
+    await writer.wait_closed()
+    return response
+
+
+async def test_proxy_connect_checks_destination(media_server: MediaServer, other_server: MediaServer) -> None:
+    async with EgressProxy(EgressGuard([media_server.allowlist_entry])) as proxy:
+        admitted = await proxy_request(proxy, f"CONNECT 127.0.0.1:{media_server.port} HTTP/1.1\r\n\r\n".encode())
+        rejected = await proxy_request(proxy, f"CONNECT 127.0.0.1:{other_server.port} HTTP/1.1\r\n\r\n".encode())
+
+    assert admitted.startswith(b"HTTP/1.1 200 ")
+    assert rejected.startswith(b"HTTP/1.1 403 ")
+    assert b"loopback address" in rejected
+    assert other_server.hits == []
+    assert [rejection.port for rejection in proxy.rejections] == [other_server.port]
+
+
+async def test_proxy_forwards_plain_http(media_server: MediaServer, other_server: MediaServer) -> None:
+    media_server.bytes("/hello.txt", b"hello\n", "text/plain")
+    async with EgressProxy(EgressGuard([media_server.allowlist_entry])) as proxy:
+        admitted = await proxy_request(
+            proxy, f"GET {media_server.origin}/hello.txt HTTP/1.1\r\nHost: 127.0.0.1\r\nProxy-Connection: keep-alive\r\n\r\n".encode()
+        )
+        rejected = await proxy_request(proxy, f"GET http://[::ffff:127.0.0.1]:{other_server.port}/ HTTP/1.1\r\n\r\n".encode())
+        malformed = await proxy_request(proxy, b"GET /relative HTTP/1.1\r\n\r\n")
+
+    assert admitted.startswith(b"HTTP/1.1 200 ")
+    assert admitted.endswith(b"hello\n")
+    assert media_server.hits == ["/hello.txt"]
+    assert rejected.startswith(b"HTTP/1.1 403 ")
+    assert malformed.startswith(b"HTTP/1.1 400 ")
+    assert other_server.hits == []
