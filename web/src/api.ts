@@ -65,12 +65,18 @@ async function request<T>(
   return (text ? JSON.parse(text) : null) as T;
 }
 
-export async function fetchPlatforms(): Promise<Platform[]> {
-  const body = await request<unknown>("GET", "/api/platforms");
-  const list = Array.isArray(body)
-    ? body
-    : ((body as { platforms?: unknown[] })?.platforms ?? []);
-  return (list as Record<string, unknown>[]).map((entry) => ({
+export interface PlatformList {
+  platforms: Platform[];
+  /** Names the server suggests when the user has not chosen. */
+  defaults: string[];
+}
+
+export async function fetchPlatforms(): Promise<PlatformList> {
+  const body = await request<{ platforms: Record<string, unknown>[]; default?: string[] }>(
+    "GET",
+    "/api/platforms",
+  );
+  const platforms = body.platforms.map((entry) => ({
     name: String(entry.name ?? entry.id),
     label: String(entry.label ?? entry.name),
     width: Number(entry.width),
@@ -78,13 +84,15 @@ export async function fetchPlatforms(): Promise<Platform[]> {
     max_fps: entry.max_fps as number | undefined,
     max_clip_s: (entry.max_clip_s as number | null | undefined) ?? null,
   }));
+  return { platforms, defaults: body.default ?? [] };
 }
 
 export interface NewProject {
   title: string;
   platforms: string[];
   fill: string;
-  part_length_s: number | null;
+  /** Maximum part length in seconds; null for the server's default. */
+  part_length: number | null;
   url?: string;
 }
 
@@ -95,16 +103,12 @@ export interface CreatedProject {
 }
 
 export async function createProject(project: NewProject): Promise<CreatedProject> {
-  const body = await request<Record<string, unknown>>("POST", "/api/projects", {
-    json: project,
-  });
-  const tokens = (body.tokens ?? {}) as Record<string, unknown>;
-  const nested = (body.project ?? {}) as Record<string, unknown>;
-  return {
-    id: String(body.id ?? nested.id),
-    editorToken: String(body.editor_token ?? tokens.editor),
-    viewerToken: String(body.viewer_token ?? tokens.viewer),
-  };
+  const body = await request<{ id: string; editor_token: string; viewer_token: string }>(
+    "POST",
+    "/api/projects",
+    { json: project },
+  );
+  return { id: body.id, editorToken: body.editor_token, viewerToken: body.viewer_token };
 }
 
 export function fetchSnapshot(projectId: string, token: string): Promise<Snapshot> {
@@ -135,10 +139,10 @@ export function uploadSource(
   const xhr = new XMLHttpRequest();
   const samples: { at: number; loaded: number }[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    xhr.open("PUT", `/api/projects/${encodeURIComponent(projectId)}/source`);
+    const name = encodeURIComponent(file.name);
+    xhr.open("PUT", `/api/projects/${encodeURIComponent(projectId)}/source?name=${name}`);
     xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    xhr.setRequestHeader("X-Filename", encodeURIComponent(file.name));
     xhr.upload.onprogress = (event) => {
       const now = performance.now();
       samples.push({ at: now, loaded: event.loaded });

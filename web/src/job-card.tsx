@@ -19,12 +19,12 @@ const STATE_LABELS: Record<Job["state"], string> = {
 };
 
 function jobTitle(job: Job, platformLabel: (name: string) => string): string {
-  if (job.kind === "ingest") return "Source: download and probe";
+  if (job.kind === "ingest") return "Prepare the source";
   if (job.label) return job.label;
   return job.platforms.map(platformLabel).join(", ") || "Render";
 }
 
-/** The numbers under a bar; every slot is always present so the card never changes height. */
+/** Lists the facts shown under a bar; the line is always present so the card keeps its height. */
 function progressFacts(job: Job, progress: Progress | null): string[] {
   if (job.state === "queued") return ["Waiting for a free encoder"];
   if (job.state === "cancelled") return ["Stopped; partial files were removed"];
@@ -73,6 +73,7 @@ export function JobCard(props: {
       class={`card job-card state-${job.state}`}
       data-job-id={job.id}
       data-state={job.state}
+      data-kind={job.kind}
       aria-label={`${title}: ${STATE_LABELS[job.state]}`}
     >
       <header class="job-head">

@@ -60,7 +60,7 @@ function rememberedTokens(projectId: string): StoredTokens | null {
 
 const NAME_KEY = "viralsplit.name";
 
-/** The display name others see in presence and activity; chosen once per browser. */
+/** Returns the display name others see in presence and activity, generating one on first use. */
 export function loadDisplayName(): string {
   try {
     const saved = localStorage.getItem(NAME_KEY);

@@ -56,7 +56,10 @@ export function NewProjectPage() {
 
   useEffect(() => {
     fetchPlatforms()
-      .then(setPlatforms)
+      .then((list) => {
+        setPlatforms(list.platforms);
+        setChosen((current) => (current.length > 0 ? current : list.defaults));
+      })
       .catch((error: Error) => setPlatformsError(error.message));
     return () => uploadRef.current?.abort();
   }, []);
@@ -108,7 +111,7 @@ export function NewProjectPage() {
         title: title.trim() || defaultTitle,
         platforms: chosen,
         fill,
-        part_length_s: partLength.trim() ? Number(partLength) : null,
+        part_length: partLength.trim() ? Number(partLength) : null,
         ...(mode === "url" ? { url: url.trim() } : {}),
       });
       rememberTokens(created.id, { editor: created.editorToken, viewer: created.viewerToken });
@@ -287,7 +290,7 @@ export function NewProjectPage() {
               min={1}
               step={1}
               inputMode="numeric"
-              placeholder="Platform maximum"
+              placeholder="60"
               value={partLength}
               disabled={busy}
               aria-invalid={errors.part_length ? true : undefined}
@@ -295,7 +298,8 @@ export function NewProjectPage() {
               onInput={(event) => setPartLength(event.currentTarget.value)}
             />
             <span id="part-length-hint" class="hint">
-              Long videos are split into numbered parts no longer than this.
+              Longer videos are split into numbered parts. Empty means 60 seconds, or less where
+              a platform allows less.
             </span>
             <FieldError id="part-length-error" message={errors.part_length} />
           </div>

@@ -31,6 +31,12 @@ function downloadAll(outputs: Output[], token: string): void {
   });
 }
 
+function partsSummary(ready: number, total: number): string {
+  if (total <= 1) return "";
+  if (ready === total) return ` · ${total} parts`;
+  return ` · ${ready} of ${total} parts`;
+}
+
 export function OutputsSection(props: {
   snapshot: Snapshot | null;
   token: string;
@@ -50,35 +56,37 @@ export function OutputsSection(props: {
       {groups.length === 0 && (
         <p class="muted empty">Finished clips appear here, ready to play and download.</p>
       )}
-      {groups.map(([platform, parts]) => (
-        <div class="card platform-group" key={platform} data-platform={platform}>
-          <div class="card-head">
-            <h3>
-              {props.platformLabel(platform)}
-              <span class="muted"> · {parts[0].width}×{parts[0].height}
-                {parts[0].parts > 1 ? ` · ${parts.length} of ${parts[0].parts} parts` : ""}</span>
-            </h3>
-            {parts.length > 1 && (
-              <button type="button" class="small" onClick={() => downloadAll(parts, props.token)}>
-                Download all
-              </button>
-            )}
+      <div class="platform-groups">
+        {groups.map(([platform, parts]) => (
+          <div class="card platform-group" key={platform} data-platform={platform}>
+            <div class="card-head">
+              <h3>
+                {props.platformLabel(platform)}
+                <span class="muted"> · {parts[0].width}×{parts[0].height}
+                  {partsSummary(parts.length, parts[0].parts)}</span>
+              </h3>
+              {parts.length > 1 && (
+                <button type="button" class="small" onClick={() => downloadAll(parts, props.token)}>
+                  Download all
+                </button>
+              )}
+            </div>
+            <div class="clip-grid">
+              {parts.map((output) => (
+                <Clip key={output.id} output={output} token={props.token}
+                  title={`${props.platformLabel(platform)}${output.parts > 1 ? ` part ${output.part}` : ""}`} />
+              ))}
+            </div>
           </div>
-          <div class="clip-grid">
-            {parts.map((output) => (
-              <Clip key={output.id} output={output} token={props.token}
-                title={`${props.platformLabel(platform)}${output.parts > 1 ? ` part ${output.part}` : ""}`} />
-            ))}
-          </div>
-        </div>
-      ))}
+        ))}
+      </div>
     </section>
   );
 }
 
 function Clip({ output, token, title }: { output: Output; token: string; title: string }) {
   const [playing, setPlaying] = useState(false);
-  const thumbnail = mediaUrl(output.thumbnail_url, token);
+  const thumbnail = output.thumbnail_url ? mediaUrl(output.thumbnail_url, token) : undefined;
   return (
     <figure class="clip" data-output-id={output.id}>
       <div class="clip-media" style={{ aspectRatio: `${output.width} / ${output.height}` }}>
@@ -94,7 +102,11 @@ function Clip({ output, token, title }: { output: Output; token: string; title: 
           />
         ) : (
           <button type="button" class="play" onClick={() => setPlaying(true)} aria-label={`Play ${title}`}>
-            <img src={thumbnail} alt={`${title} thumbnail`} class="clip-thumb" />
+            {thumbnail ? (
+              <img src={thumbnail} alt={`${title} thumbnail`} class="clip-thumb" />
+            ) : (
+              <span class="thumb-placeholder" />
+            )}
             <span class="play-icon" aria-hidden="true" />
           </button>
         )}

@@ -43,7 +43,7 @@ function initials(name: string): string {
   return letters.toUpperCase();
 }
 
-/** A stable hue per name, so a person keeps their colour across pages. */
+/** Returns a hue derived from the name, so a person keeps the same colour on every page. */
 function hueOf(name: string): number {
   let hash = 0;
   for (const char of name) hash = (hash * 31 + char.charCodeAt(0)) | 0;
@@ -130,7 +130,10 @@ export function SharePanel(props: {
   role: Role | null;
   onCopied: (message: string) => void;
 }) {
-  const { link, role } = props;
+  const { link } = props;
+  // Until the server confirms the role, an editor link is recognised by the viewer token it
+  // carries. This guess only picks which links to offer; job controls wait for the server.
+  const role = props.role ?? (link.viewerToken ? "editor" : "viewer");
   const [shown, setShown] = useState<string | null>(null);
   const viewer =
     role === "viewer" ? viewerLink(link.projectId, link.token)

@@ -1,9 +1,9 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { fetchPlatforms, mediaUrl } from "./api";
+import { ApiError, fetchPlatforms, fetchSnapshot, mediaUrl } from "./api";
 import { formatBytes, formatDuration } from "./format";
 import { loadDisplayName, saveDisplayName, type ProjectLink } from "./links";
 import { openSession } from "./realtime";
-import type { Command, Session } from "./session";
+import { INVALID_LINK, type Command, type Session } from "./session";
 import { orderJobs, ProjectStore, type ProjectState } from "./state";
 import type { Platform, Snapshot } from "./types";
 import { ActivityFeed, ConnectionIndicator, Presence, SharePanel } from "./panels";
@@ -41,12 +41,24 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
     }
     const opened = openSession(link.projectId, link.token, loadDisplayName(), store);
     setSession(opened);
+    // The REST snapshot paints the page while the socket connects; the socket's own snapshot
+    // replaces it, and only that one anchors the sequence numbers of later frames.
+    fetchSnapshot(link.projectId, link.token)
+      .then((snapshot) => {
+        if (!store.current.snapshot) store.replaceSnapshot(snapshot);
+      })
+      .catch((error: unknown) => {
+        if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+          opened.close();
+          store.setFatal(INVALID_LINK);
+        }
+      });
     return () => opened.close();
   }, [link, store]);
 
   useEffect(() => {
     fetchPlatforms()
-      .then((list) => setPlatforms(new Map(list.map((platform) => [platform.name, platform]))))
+      .then((list) => setPlatforms(new Map(list.platforms.map((platform) => [platform.name, platform]))))
       .catch(() => undefined);
   }, []);
 
@@ -95,7 +107,7 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
   const platformLabel = (name: string) => platforms.get(name)?.label ?? name;
 
   return (
-    <div class="project">
+    <div class={`project${state.connection.kind === "live" ? "" : " stale"}`}>
       <div class="project-head">
         <div class="project-title">
           <h1>{snapshot?.project.title || (snapshot ? "Untitled project" : "Loading project…")}</h1>
@@ -162,14 +174,14 @@ function readNumber(info: Record<string, unknown> | null, ...keys: string[]): nu
 function SourceCard({ snapshot, token }: { snapshot: Snapshot | null; token: string }) {
   const project = snapshot?.project;
   const info = (project?.info ?? null) as Record<string, unknown> | null;
-  const width = readNumber(info, "display_width", "width", "video.display_width", "video.width");
-  const height = readNumber(info, "display_height", "height", "video.display_height", "video.height");
+  const width = readNumber(info, "video.display_width", "display_width", "width");
+  const height = readNumber(info, "video.display_height", "display_height", "height");
   const duration = readNumber(info, "duration_s", "duration");
   const size = project?.source?.size_bytes ?? readNumber(info, "size_bytes", "size");
-  const fps = readNumber(info, "fps", "video.fps", "frame_rate");
+  const fps = frameRate(info);
   const orientation =
     width && height ? (width > height ? "Landscape" : width < height ? "Portrait" : "Square") : null;
-  const thumbnail = snapshot ? sourceThumbnail(snapshot) : null;
+  const thumbnail = snapshot ? sourceThumbnail(snapshot, width && height ? width / height : null) : null;
   const shape = width && height ? `${width} / ${height}` : "16 / 9";
 
   return (
@@ -194,13 +206,26 @@ function SourceCard({ snapshot, token }: { snapshot: Snapshot | null; token: str
   );
 }
 
-/** Source thumbnail: the server's frame of the source when it offers one, else the first output's. */
-function sourceThumbnail(snapshot: Snapshot): string | null {
-  const info = snapshot.project.info as Record<string, unknown> | null;
-  const offered = info && typeof info.thumbnail_url === "string" ? info.thumbnail_url : null;
-  if (offered) return offered;
-  const first = [...snapshot.outputs].sort((a, b) => a.part - b.part)[0];
-  return first ? first.thumbnail_url : null;
+/** Reads the average frame rate, which MediaInfo stores as ffprobe's "num/den" text. */
+function frameRate(info: Record<string, unknown> | null): number | null {
+  const video = info?.video as Record<string, unknown> | undefined;
+  const text = video?.avg_frame_rate ?? video?.real_frame_rate;
+  if (typeof text !== "string") return null;
+  const [num, den] = text.split("/").map(Number);
+  const rate = den ? num / den : num;
+  return Number.isFinite(rate) && rate > 0 ? rate : null;
+}
+
+/**
+ * Picks a picture for the source card. The server has no thumbnail of the source itself, so
+ * this is the first part's thumbnail of the output whose shape is closest to the source's.
+ */
+function sourceThumbnail(snapshot: Snapshot, sourceRatio: number | null): string | null {
+  const candidates = snapshot.outputs.filter((output) => output.thumbnail_url && output.part === 1);
+  const distance = (width: number, height: number) =>
+    sourceRatio ? Math.abs(Math.log(width / height / sourceRatio)) : 0;
+  candidates.sort((a, b) => distance(a.width, a.height) - distance(b.width, b.height));
+  return candidates[0]?.thumbnail_url ?? null;
 }
 
 function JobsSection(props: {

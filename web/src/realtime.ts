@@ -5,6 +5,7 @@
 import { decodeFrame, describeClose, encodeFrame, isFinalClose, PROTOCOL_VERSION } from "./protocol";
 import type { ClientFrame, ServerFrame } from "./protocol";
 import type { Command, Session } from "./session";
+import { INVALID_LINK } from "./session";
 import type { ProjectStore } from "./state";
 import type { Member } from "./types";
 
@@ -263,9 +264,7 @@ export class LiveSession implements Session {
       if (frame.code === "unauthorized") {
         this.closed = true;
         this.socket?.close(1000, "unauthorized");
-        this.store.setFatal(
-          "This link is not valid: the project does not exist or the token is wrong. Check that you copied the whole link.",
-        );
+        this.store.setFatal(INVALID_LINK);
       } else {
         console.warn("viralsplit: subscribe failed", frame.code, frame.message);
       }
@@ -341,7 +340,7 @@ export class LiveSession implements Session {
         const base = `/api/outputs/${encodeURIComponent(output.id)}`;
         store.apply({
           type: "output",
-          output: { ...output, url: output.url ?? base, thumbnail_url: output.thumbnail_url ?? `${base}/thumbnail` },
+          output: { ...output, url: output.url ?? base, thumbnail_url: output.thumbnail_url === undefined ? `${base}/thumbnail` : output.thumbnail_url },
         });
         return;
       }

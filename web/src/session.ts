@@ -1,4 +1,4 @@
-// What the project page needs from a live connection: the store it fills, and commands.
+// The interface between the project page and a live connection: the store it fills, and commands.
 import type { ProjectStore } from "./state";
 
 export type Command =
@@ -15,3 +15,6 @@ export interface Session {
   rename(name: string): void;
   close(): void;
 }
+
+export const INVALID_LINK =
+  "This link is not valid: the project does not exist or its token is wrong. Check that you copied the whole link.";

@@ -66,7 +66,7 @@ export interface Output {
   duration_s: number;
   size_bytes: number;
   url: string;
-  thumbnail_url: string;
+  thumbnail_url: string | null;
 }
 
 export interface Activity {

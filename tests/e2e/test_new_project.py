@@ -1,0 +1,83 @@
+"""The new project form in Chromium against a real server: the errors a user can hit."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from mediagen import MediaFactory, VideoSpec
+from pages import create_project, wait_for_jobs
+from servers import ServerFactory
+
+pytestmark = pytest.mark.e2e
+
+
+def test_form_checks_before_sending(browser: Browser, server_factory: ServerFactory) -> None:
+    server = server_factory.start()
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.locator('input[name="platforms"]').first.wait_for()
+    for box in page.locator('input[name="platforms"]').all():
+        box.set_checked(False)
+
+    page.get_by_role("button", name="Create clips").click()
+    expect(page.locator("#source-error")).to_have_text("Choose a video file or drop one here.")
+    expect(page.locator("#platforms-error")).to_have_text("Pick at least one platform.")
+
+    page.get_by_label("Paste a link").check()
+    page.get_by_label("Video link").fill("ftp://example.invalid/video.mp4")
+    page.get_by_role("button", name="Create clips").click()
+    expect(page.locator("#source-error")).to_have_text("The link must start with http:// or https://.")
+    assert page.url == server.url + "/"
+
+
+def test_upload_over_limit_shows_inline_error(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+) -> None:
+    server = server_factory.start(env={"VIRALSPLIT_MAX_UPLOAD_BYTES": "50000"})
+    page = browser.new_page()
+    source = media.video(VideoSpec(width=640, height=360, duration_s=4.0, fps=12), name="big.mp4")
+    assert source.stat().st_size > 50000
+
+    page.goto(server.url + "/")
+    page.locator('input[type="file"]').set_input_files(str(source))
+    page.get_by_role("button", name="Create clips").click()
+
+    error = page.locator("#source-error")
+    expect(error).to_be_visible(timeout=15_000)
+    expect(error).to_contain_text("larger than the limit")
+    assert "/p/" not in page.url
+    expect(page.get_by_role("button", name="Create clips")).to_be_enabled()
+
+
+def test_non_video_upload_shows_failed_ingest(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+) -> None:
+    server = server_factory.start()
+    page = browser.new_page()
+    create_project(page, server.url, ["tiktok"], file=media.random_bytes())
+
+    cards = wait_for_jobs(page, lambda cards: cards[0]["state"] == "failed", timeout=30, message="ingest failed")
+    assert cards[0]["kind"] == "ingest"
+    failed = page.locator('article.job-card[data-state="failed"]')
+    expect(failed.locator(".job-error")).to_contain_text("not a video")
+    expect(failed.locator(".badge")).to_have_text("Failed")
+
+
+def test_refused_url_shows_error(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory, slow_media_server
+) -> None:
+    # The test's own media server is not allowlisted, so the egress guard must refuse it.
+    media_url, _ = slow_media_server(media.video(VideoSpec(duration_s=1.0), name="private.mp4"))
+    server = server_factory.start()
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("Paste a link").check()
+    page.get_by_label("Video link").fill(media_url)
+    page.get_by_role("button", name="Create clips").click()
+
+    inline = page.locator("#source-error")
+    failed = page.locator('article.job-card[data-state="failed"] .job-error')
+    expect(inline.or_(failed)).to_be_visible(timeout=30_000)
+    text = (failed.text_content() if failed.count() else inline.text_content()) or ""
+    assert "127.0.0.1" in text, text

@@ -1,0 +1,247 @@
+"""The SPA in Chromium against a real server: upload, live progress on two pages, cancel,
+priority, a server restart during a render, and a pasted URL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from mediagen import MediaFactory, VideoSpec
+from pages import (
+    RENDER_TIMEOUT_S,
+    all_render_jobs_ended,
+    control_buttons,
+    create_project,
+    expect_live,
+    jobs,
+    render_cards,
+    render_jobs,
+    wait_for_jobs,
+)
+from servers import ServerFactory
+
+pytestmark = pytest.mark.e2e
+
+SHORT = VideoSpec(width=640, height=360, duration_s=4.0, fps=12)
+# A render of this takes tens of seconds at the ultrafast preset on 2 cores, so it is still
+# running when the test acts on it. Tests cancel it rather than wait for it.
+LONG = VideoSpec(width=640, height=360, duration_s=90.0, fps=25)
+MEDIUM = VideoSpec(width=640, height=360, duration_s=20.0, fps=25)
+
+
+def new_page(browser: Browser, name: str, width: int = 1280, height: int = 900) -> Page:
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    context.add_init_script(f"localStorage.setItem('viralsplit.name', {name!r})")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+def test_upload_renders_and_plays(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory, artifacts_dir: Path
+) -> None:
+    server = server_factory.start()
+    editor = new_page(browser, "Ana")
+    source = media.video(MEDIUM, name="holiday.mp4")
+
+    editor_link, viewer_link = create_project(
+        editor, server.url, ["tiktok", "x"], file=source, title="Holiday", part_length_s=10
+    )
+    # The viewer is on a phone.
+    viewer = new_page(browser, "Ben", width=390, height=844)
+    viewer.goto(viewer_link)
+    expect_live(editor)
+    expect_live(viewer)
+
+    # The viewer watches the same renders move: record what both pages show while they run.
+    seen_by_viewer: set[tuple[str, str]] = set()
+    seen_fractions: list[float] = []
+    screenshot_taken = False
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        cards = render_jobs(viewer)
+        for card in cards:
+            seen_by_viewer.add((card["id"], card["state"]))
+            if card["state"] == "running" and card["value"] is not None:
+                seen_fractions.append(card["value"])
+                if not screenshot_taken and 0.05 < card["value"] < 0.9:
+                    editor.screenshot(path=str(artifacts_dir / "project-mid-render.png"), full_page=True)
+                    viewer.screenshot(path=str(artifacts_dir / "project-mid-render-viewer.png"), full_page=True)
+                    screenshot_taken = True
+        if len(cards) == 2 and all(card["state"] == "succeeded" for card in cards):
+            break
+        viewer.wait_for_timeout(100)
+
+    editor_cards = wait_for_jobs(editor, lambda cards: all_render_jobs_ended(cards, 2), message="editor renders")
+    viewer_cards = wait_for_jobs(viewer, lambda cards: all_render_jobs_ended(cards, 2), message="viewer renders")
+    assert [card["state"] for card in editor_cards] == ["succeeded"] * len(editor_cards)
+    assert [(c["id"], c["state"]) for c in viewer_cards] == [(c["id"], c["state"]) for c in editor_cards]
+    assert any(state == "running" for _, state in seen_by_viewer), seen_by_viewer
+    assert any(0 < fraction < 1 for fraction in seen_fractions), seen_fractions
+    for card in editor_cards:
+        assert card["value"] == 1, card
+        assert card["percent"] == "100%", card
+
+    # Viewers see no control that the server would refuse.
+    assert control_buttons(viewer).count() == 0
+    assert viewer.get_by_role("button", name="Copy editor link").count() == 0
+
+    # One group per platform, each with two 10-second parts and their loaded thumbnails.
+    for page in (editor, viewer):
+        expect(page.locator(".platform-group")).to_have_count(2)
+        expect(page.locator(".platform-group").first.locator("figure.clip")).to_have_count(2)
+        thumbnails = page.locator("img.clip-thumb")
+        expect(thumbnails).to_have_count(4)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('img.clip-thumb')].every((img) => img.complete && img.naturalWidth > 0)"
+        )
+    expect(editor.locator(".source-card dd").first).not_to_have_text("–")
+    editor.screenshot(path=str(artifacts_dir / "project-done.png"), full_page=True)
+    viewer.screenshot(path=str(artifacts_dir / "project-done-phone.png"), full_page=True)
+    overflow = viewer.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow} px wider than a 390 px phone screen"
+
+    # "Download all" saves every part of the platform, each file named with its part number.
+    downloads = []
+    editor.context.on("download", lambda download: downloads.append(download))
+    editor.locator('.platform-group[data-platform="tiktok"]').get_by_role("button", name="Download all").click()
+    editor.wait_for_timeout(1500)
+    names = sorted(download.suggested_filename for download in downloads)
+    assert names == ["holiday-tiktok-part-1-of-2.mp4", "holiday-tiktok-part-2-of-2.mp4"], names
+
+    # The inline player streams the clip from the server and plays it.
+    editor.locator(".platform-group").first.get_by_role("button", name="Play").first.click()
+    video = editor.locator("video").first
+    expect(video).to_be_visible()
+    editor.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.currentTime > 0.5; }",
+        timeout=20_000,
+    )
+    # Seeking needs Range support: jump near the end and keep playing from there.
+    editor.evaluate("() => { const v = document.querySelector('video'); v.currentTime = v.duration - 2; }")
+    editor.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v.currentTime > v.duration - 1.9 && !v.seeking; }",
+        timeout=20_000,
+    )
+    editor.screenshot(path=str(artifacts_dir / "project-playing.png"), full_page=False)
+
+
+def test_viewer_sees_cancel_within_a_second(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+) -> None:
+    server = server_factory.start()
+    editor = new_page(browser, "Ana")
+    editor_link, viewer_link = create_project(editor, server.url, ["tiktok"], file=media.video(LONG, name="long.mp4"))
+    viewer = new_page(browser, "Ben")
+    viewer.goto(viewer_link)
+    expect_live(viewer)
+
+    wait_for_jobs(
+        viewer,
+        lambda cards: any(card["state"] == "running" and card["value"] for card in render_cards(cards)),
+        message="render running",
+    )
+    render = render_cards(jobs(editor))[0]
+    editor.get_by_role("button", name=f"Cancel {render['title']}").click()
+    started = time.monotonic()
+
+    card = viewer.locator(f'article.job-card[data-job-id="{render["id"]}"]')
+    expect(card).to_have_attribute("data-state", "cancelled", timeout=1000)
+    entry = viewer.locator('.activity-list li[data-action="cancel"]')
+    expect(entry).to_have_count(1, timeout=1000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"viewer showed the cancel after {elapsed:.2f} s"
+    expect(entry).to_contain_text("Ana")
+    expect(card.locator(".badge")).to_have_text("Cancelled")
+    expect(editor.locator(f'article.job-card[data-job-id="{render["id"]}"]')).to_have_attribute(
+        "data-state", "cancelled"
+    )
+
+
+def test_priority_reorders_both_pages(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+) -> None:
+    server = server_factory.start(max_jobs=1)
+    editor = new_page(browser, "Ana")
+    platforms = ["tiktok", "x", "instagram_square"]
+    editor_link, viewer_link = create_project(editor, server.url, platforms, file=media.video(LONG, name="long.mp4"))
+    viewer = new_page(browser, "Ben")
+    viewer.goto(viewer_link)
+    expect_live(viewer)
+
+    def queued_ids(page: Page) -> list[str]:
+        return [card["id"] for card in render_jobs(page) if card["state"] == "queued"]
+
+    wait_for_jobs(
+        editor,
+        lambda cards: len([c for c in render_cards(cards) if c["state"] == "queued"]) == 2
+        and any(c["state"] == "running" for c in render_cards(cards)),
+        message="one render running and two queued",
+    )
+    before = queued_ids(editor)
+    assert queued_ids(viewer) == before
+    last = next(card for card in render_jobs(editor) if card["id"] == before[-1])
+    # From the keyboard, as a user without a mouse would.
+    editor.get_by_role("button", name=f"Raise priority of {last['title']}").focus()
+    editor.keyboard.press("Enter")
+
+    expected = [before[-1], before[0]]
+    for page in (editor, viewer):
+        wait_for_jobs(page, lambda cards: [c["id"] for c in render_cards(cards) if c["state"] == "queued"] == expected,
+                      timeout=5, message="new queue order")
+        first_queued = page.locator(f'article.job-card[data-job-id="{expected[0]}"]')
+        expect(first_queued.locator(".queue-position")).to_contain_text("#1 in queue")
+        expect(first_queued.locator(".priority")).to_have_text("Priority 1")
+    expect(viewer.locator('.activity-list li[data-action="set_priority"]')).to_have_count(1)
+    expect(viewer.locator('.activity-list li[data-action="set_priority"]')).to_contain_text("Ana")
+
+    editor.get_by_role("button", name="Cancel all").click()
+    wait_for_jobs(viewer, lambda cards: all(c["state"] in ("cancelled", "succeeded") for c in cards),
+                  timeout=10, message="all cancelled")
+
+
+def test_server_restart_reconnects_and_recovers(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory, artifacts_dir: Path
+) -> None:
+    server = server_factory.start()
+    port = server.url.rsplit(":", 1)[1]
+    editor = new_page(browser, "Ana")
+    editor_link, viewer_link = create_project(editor, server.url, ["tiktok"], file=media.video(MEDIUM, name="medium.mp4"))
+    viewer = new_page(browser, "Ben")
+    viewer.goto(viewer_link)
+    expect_live(viewer)
+    wait_for_jobs(viewer, lambda cards: any(c["state"] == "running" for c in render_cards(cards)),
+                  message="render running")
+
+    server.stop()
+    for page in (editor, viewer):
+        expect(page.locator(".connection")).to_contain_text("Reconnecting", timeout=5000)
+    viewer.screenshot(path=str(artifacts_dir / "project-reconnecting.png"), full_page=False)
+
+    # The same port, so the pages' origin stays the same; the same data dir, so the job survives.
+    server.restart(args=("--port", port))
+    for page in (editor, viewer):
+        expect_live(page, timeout_s=30)
+    for page in (editor, viewer):
+        cards = wait_for_jobs(page, lambda cards: all_render_jobs_ended(cards, 1), message="render after restart")
+        assert [card["state"] for card in cards] == ["succeeded"] * len(cards)
+        expect(page.locator("img.clip-thumb")).to_have_count(1)
+
+
+def test_pasted_url_shows_download(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory, slow_media_server
+) -> None:
+    source = media.video(SHORT, name="linked.mp4")
+    media_url, host_port = slow_media_server(source)
+    server = server_factory.start(env={"VIRALSPLIT_URL_ALLOWLIST": host_port})
+    editor = new_page(browser, "Ana")
+    create_project(editor, server.url, ["shorts"], url=media_url)
+
+    card = editor.locator("article.job-card").first
+    expect(card.locator(".stage")).to_have_text("Downloading", timeout=20_000)
+    expect(card.locator(".job-facts")).to_contain_text("of")
+    cards = wait_for_jobs(editor, lambda cards: all_render_jobs_ended(cards, 1), message="render of the link")
+    assert [card["state"] for card in cards] == ["succeeded"] * len(cards)
