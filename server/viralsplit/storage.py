@@ -149,16 +149,6 @@ class Storage:
                         self.remove_tree(job_dir)
         return removed
 
-    def disk_usage_bytes(self) -> int:
-        total = 0
-        for root, _dirs, files in os.walk(self.data_dir):
-            for name in files:
-                try:
-                    total += os.stat(os.path.join(root, name)).st_size
-                except FileNotFoundError:
-                    pass
-        return total
-
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)

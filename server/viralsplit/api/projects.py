@@ -93,7 +93,7 @@ async def cancel_project(project_id: str) -> Accepted:
 async def upload_source(project_id: str) -> Response:
     """Upload the source video as the raw request body (any Content-Type), streamed to disk.
 
-    `?name=clip.mp4` gives the file name shown to users. Answers 413 over the size limit, 409
+    `?name=clip.mp4` gives the file name shown to users. Returns 413 over the size limit and 409
     when the project already has a source. The upload middleware serves this path; this
     route only documents it.
     """
@@ -140,7 +140,7 @@ async def retry_job(job_id: str) -> Accepted:
 @blueprint.get("/api/outputs/<output_id>")
 @tag(["outputs"])
 async def download_output(output_id: str) -> Response:
-    """Send an output MP4 with Range and ETag support; `?download=1` asks the browser to save it."""
+    """Send an output MP4 with Range and ETag support; `?download=1` makes it an attachment."""
     output = await _authorized_output(output_id)
     project = await services().store.get_project(output.project_id)
     path = _existing_file(output.path, f"output {output_id}")

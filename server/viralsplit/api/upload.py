@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import aiofiles
 import aiofiles.os
 
+from viralsplit.api.common import MAX_NAME_LENGTH, NAME_HEADER
 from viralsplit.auth import Actor, Role
 from viralsplit.services import Services
 from viralsplit.storage import safe_name
@@ -31,7 +32,7 @@ UPLOAD_PATH = re.compile(r"/api/projects/([A-Za-z0-9_-]{1,64})/source")
 WRITE_BUFFER_BYTES = 1024 * 1024
 # After a body is found too large, at most this many more bytes are read and discarded (for
 # at most DRAIN_TIMEOUT_S) before the 413 is sent, so that a client which writes its whole
-# body before reading the answer still sees the 413 instead of a reset connection.
+# body before reading the response still sees the 413 instead of a reset connection.
 DRAIN_MAX_BYTES = 256 * 1024 * 1024
 DRAIN_TIMEOUT_S = 30.0
 
@@ -159,8 +160,10 @@ class Upload:
         )
         elapsed = time.monotonic() - started
         log.info("upload to project %s complete: %d bytes in %.1f s", self.project_id, size, elapsed)
-        uploader = Actor("an editor", Role.EDITOR)
-        await svc.scheduler.record_activity(self.project_id, uploader, "upload", f"{name} uploaded ({_human_size(size)})")
+        uploader = " ".join(self.headers.get(NAME_HEADER.lower(), "").split())[:MAX_NAME_LENGTH] or "an editor"
+        await svc.scheduler.record_activity(
+            self.project_id, Actor(uploader, Role.EDITOR), "upload", f"{uploader} uploaded {name} ({_human_size(size)})"
+        )
         project = await svc.store.get_project(self.project_id)
         job_id = await svc.scheduler.submit_ingest(self.project_id, project.priority)
         await self._respond(202, {"project_id": self.project_id, "ingest_job_id": job_id, "size_bytes": size})

@@ -1,4 +1,4 @@
-"""What a job does: the ingest (download, probe, plan) and one render per rendition.
+"""Job work: the ingest (download, probe, plan) and one render per rendition.
 
 The pipeline does the work and returns a result; the scheduler decides what it means for the
 job's state. Cancelling the awaiting task stops the media tool's process group (the engine and

@@ -1,8 +1,8 @@
 """The scheduler: the only code that changes job states.
 
-It keeps the queue in memory (rebuilt from the store at startup), starts jobs in order
-(higher priority first, then first in, first out), runs at most `max_jobs` renders and
-`max_ingest_jobs` ingests at once, and carries out cancel, priority and retry requests.
+It keeps the queue in memory and rebuilds it from the store at startup. Jobs start in order:
+higher priority first, then first in, first out. At most `max_jobs` renders and
+`max_ingest_jobs` ingests run at once. Cancel, priority and retry requests go through here.
 
 Every state change is committed to the store before the matching event is published, so a
 snapshot read after an event reflects it and a restart never brings back a cancelled job.
@@ -80,8 +80,8 @@ class _Running:
     started: float
     task: asyncio.Task[None] | None = None
     pgids: set[int] = dataclasses.field(default_factory=set)
-    # Set under the lock by cancel (the state is already CANCELLED in the store) or by
-    # shutdown (the job goes back to QUEUED); the task's own ending then writes nothing.
+    # Set under the lock by cancel, which has already stored CANCELLED, or by shutdown, which
+    # stores QUEUED. The task's own ending then writes nothing.
     stopping: bool = False
     pending_writes: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
     last_progress_publish: float = 0.0
@@ -347,7 +347,13 @@ class Scheduler:
             self._wake.clear()
             async with self._lock:
                 while (queued := self._next_startable()) is not None:
-                    await self._start_locked(queued)
+                    try:
+                        await self._start_locked(queued)
+                    except Exception:
+                        # Dropped from the in-memory queue so the loop cannot spin on it; the
+                        # row stays queued in the store and runs after the next start.
+                        log.exception("could not start job %s; it stays queued until the next start", queued.job_id)
+                        self._queued.pop(queued.job_id, None)
 
     def _next_startable(self) -> _Queued | None:
         limits = {JobKind.RENDER: self.max_jobs, JobKind.INGEST: self.max_ingest_jobs}
