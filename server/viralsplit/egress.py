@@ -241,7 +241,7 @@ async def check_url(url: str, guard: EgressGuard) -> Target:
         await guard.resolve(target.host, target.port)
     except UrlRejectedError as exc:
         raise UrlRejectedError(
-            f"{redact_url(url)}: rejected: {exc}. The server only downloads from public "
+            f"{redact_url(url)}: rejected: {exc}. ViralSplit only downloads from public "
             "addresses; an operator can admit a private one with VIRALSPLIT_URL_ALLOWLIST"
         ) from None
     return target

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mediagen import MediaFactory, VideoSpec  # noqa: E402
-from mediaserver import MediaServer  # noqa: E402
+from mediaserver import MediaServer, ThreadedMediaServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +36,11 @@ async def other_server() -> AsyncIterator[MediaServer]:
     server = await MediaServer.start()
     yield server
     await server.close()
+
+
+@pytest.fixture
+def threaded_media_server() -> Iterator[MediaServer]:
+    """A MediaServer on its own thread, for tests that block on subprocesses or httpx."""
+    threaded = ThreadedMediaServer()
+    yield threaded.server
+    threaded.close()

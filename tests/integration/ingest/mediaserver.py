@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 Handler = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
@@ -171,3 +173,22 @@ class MediaServer:
         writer.write(chunk)
         await writer.drain()
         self.body_bytes[path] = self.body_bytes.get(path, 0) + len(chunk)
+
+
+class ThreadedMediaServer:
+    """A MediaServer on its own event loop thread, for tests that block (httpx, subprocesses)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server: MediaServer = self.call(MediaServer.start())
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+    def close(self) -> None:
+        self.call(self.server.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

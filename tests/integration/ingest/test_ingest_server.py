@@ -1,0 +1,130 @@
+"""A URL project through a real `viralsplit serve`: download, probe, plan, render, outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mediaserver import MediaServer
+from servers import ServerFactory, wait_until
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    factory = ServerFactory(tmp_path)
+    yield factory
+    factory.close()
+
+
+def collect_events(url: str, token: str, events: list[tuple[str, Any]], stop: threading.Event) -> None:
+    """Append (event, data) from the project's server-sent events until `stop` is set.
+
+    The stream ends with an error when the test stops the server; the events read so far count.
+    """
+    with contextlib.suppress(httpx.HTTPError):
+        with httpx.stream("GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as response:
+            event = ""
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    events.append((event, json.loads(line.split(":", 1)[1])))
+                if stop.is_set():
+                    return
+
+
+def probe_streams(path: Path) -> dict[str, dict[str, Any]]:
+    command = ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", str(path)]
+    streams = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)["streams"]
+    return {stream["codec_type"]: stream for stream in streams}
+
+
+def test_url_project_renders(server_factory: ServerFactory, threaded_media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    # About 1 s of throttled transfer, so progress frames arrive while the events stream is open.
+    threaded_media_server.file("/clip.mp4", clip, chunk_bytes=8 * 1024, chunk_delay_s=0.08)
+    server = server_factory.start(env={"VIRALSPLIT_URL_ALLOWLIST": threaded_media_server.allowlist_entry})
+
+    created = httpx.post(
+        f"{server.url}/api/projects",
+        json={"title": "From a link", "url": f"{threaded_media_server.origin}/clip.mp4", "platforms": ["x"]},
+    )
+    assert created.status_code == 201, created.text
+    project = created.json()
+    token = project["editor_token"]
+    events: list[tuple[str, Any]] = []
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=collect_events, args=(f"{server.url}/api/projects/{project['id']}/events", token, events, stop), daemon=True
+    )
+    reader.start()
+
+    def snapshot() -> dict[str, Any]:
+        response = httpx.get(f"{server.url}/api/projects/{project['id']}", headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
+        return response.json()
+
+    def finished() -> dict[str, Any] | None:
+        state = snapshot()
+        jobs = state["jobs"]
+        done = len(jobs) >= 2 and all(job["state"] in ("succeeded", "failed", "cancelled") for job in jobs)
+        return state if done else None
+
+    state = wait_until(finished, timeout=180, message="every job of the URL project ended")
+    stop.set()
+
+    assert [job["state"] for job in state["jobs"]] == ["succeeded"] * len(state["jobs"])
+    assert state["project"]["source"]["kind"] == "url"
+    assert state["project"]["source"]["size_bytes"] == clip.stat().st_size
+
+    # Download progress frames: [2, ch, seq, n, fraction, bytes_done, bytes_total, rate, eta].
+    downloads = [data for event, data in events if event == "download"]
+    assert downloads, f"no download progress among {[event for event, _ in events]}"
+    receiving = [frame for frame in downloads if frame[5]]
+    assert receiving, f"no download frame carried bytes: {downloads}"
+    assert [frame[6] for frame in receiving] == [clip.stat().st_size] * len(receiving)
+    byte_counts = [frame[5] for frame in receiving]
+    assert byte_counts == sorted(byte_counts)
+    assert byte_counts[-1] <= clip.stat().st_size
+
+    assert len(state["outputs"]) == 1
+    output = state["outputs"][0]
+    assert (output["platform"], output["width"], output["height"]) == ("x", 1280, 720)
+    media = httpx.get(f"{server.url}{output['url']}", headers={"Authorization": f"Bearer {token}"})
+    assert media.status_code == 200
+    rendered = tmp_path / "x.mp4"
+    rendered.write_bytes(media.content)
+    streams = probe_streams(rendered)
+    assert (streams["video"]["codec_name"], streams["video"]["width"], streams["video"]["height"]) == ("h264", 1280, 720)
+    assert streams["audio"]["codec_name"] == "aac"
+    assert threaded_media_server.hits.count("/clip.mp4") >= 1
+    assert not list((server.data_dir).rglob("*.part"))
+
+
+def test_url_project_rejected_address_fails_job(server_factory: ServerFactory, threaded_media_server: MediaServer, clip: Path) -> None:
+    threaded_media_server.file("/clip.mp4", clip)
+    server = server_factory.start()
+
+    created = httpx.post(
+        f"{server.url}/api/projects",
+        json={"title": "Loopback", "url": f"{threaded_media_server.origin}/clip.mp4", "platforms": ["x"]},
+    )
+    assert created.status_code == 201, created.text
+    project = created.json()
+    headers = {"Authorization": f"Bearer {project['editor_token']}"}
+
+    def failed_job() -> dict[str, Any] | None:
+        jobs = httpx.get(f"{server.url}/api/projects/{project['id']}", headers=headers).json()["jobs"]
+        return jobs[0] if jobs and jobs[0]["state"] in ("failed", "succeeded") else None
+
+    job = wait_until(failed_job, timeout=30, message="the ingest job ended")
+    assert job["state"] == "failed"
+    assert "loopback address" in job["error"]
+    assert "VIRALSPLIT_URL_ALLOWLIST" in job["error"]
+    assert threaded_media_server.hits == []
