@@ -97,7 +97,9 @@ class QuartTransport:
     """Connection.Transport over Quart's websocket context."""
 
     async def receive(self) -> bytes | str:
-        return await websocket.receive()
+        data = await websocket.receive()
+        # Quart 0.22 returns None for an empty binary message ("bytes" or "text" of the ASGI event).
+        return b"" if data is None else data
 
     async def send(self, data: bytes) -> None:
         await websocket.send(data)
