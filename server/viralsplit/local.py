@@ -57,7 +57,7 @@ async def _split(args: argparse.Namespace, config: Config) -> int:
         print(f"viralsplit: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
-    out_dir: Path | None = Path(args.out) if args.out else None
+    out_dir: Path | None = Path(args.out).resolve() if args.out else None
     created_out_dir = out_dir is not None and not out_dir.exists()
     try:
         source, display_name = await _resolve_input(args, config, out_dir)

@@ -319,8 +319,20 @@ def _video_stream(stream: dict[str, Any], width: int, height: int) -> VideoStrea
         color_primaries=stream.get("color_primaries"),
         color_space=stream.get("color_space"),
         hdr=HDR_TRANSFERS.get(transfer or ""),
-        duration_s=_positive_float(stream.get("duration")),
+        duration_s=_stream_duration(stream),
     )
+
+
+def _stream_duration(stream: dict[str, Any]) -> float | None:
+    """The stream's duration, else Matroska's DURATION tag ("HH:MM:SS.nnnnnnnnn")."""
+    duration = _positive_float(stream.get("duration"))
+    if duration is not None:
+        return duration
+    tags = {key.upper(): value for key, value in (stream.get("tags") or {}).items()}
+    match = re.fullmatch(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)", str(tags.get("DURATION", "")).strip())
+    if match is None:
+        return None
+    return _positive_float(int(match.group(1)) * 3600 + int(match.group(2)) * 60 + float(match.group(3)))
 
 
 def _rotation(stream: dict[str, Any]) -> int:
@@ -363,7 +375,7 @@ def _choose_audio(streams: list[dict[str, Any]]) -> AudioStream | None:
         channels=int(chosen.get("channels") or 0),
         sample_rate=int(chosen.get("sample_rate") or 0),
         default=bool((chosen.get("disposition") or {}).get("default")),
-        duration_s=_positive_float(chosen.get("duration")),
+        duration_s=_stream_duration(chosen),
     )
 
 

@@ -138,7 +138,14 @@ def build_encode_command(
     video = source_input[str(picture_index)]
     if rendition.still:
         # An attached picture is a single frame: repeat it for as long as the audio lasts.
-        video = video.filter("loop", loop=-1, size=1, start=0).filter("setpts", "N/FRAME_RATE/TB")
+        # The planner rejects stills of unknown length, because -shortest never ends an
+        # endless -filter_complex source in ffmpeg 5.1.
+        assert rendition.duration_s
+        video = (
+            video.filter("loop", loop=-1, size=1, start=0)
+            .filter("setpts", "N/FRAME_RATE/TB")
+            .filter("trim", duration=format_number(rendition.duration_s))
+        )
     video = video.filter("fps", rendition.fps)
     if rendition.tone_map:
         video = _tone_map(video)
@@ -149,7 +156,7 @@ def build_encode_command(
         audio = source_input[str(info.audio.index)].filter(
             "aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo"
         )
-        if not rendition.still and rendition.duration_s:
+        if rendition.duration_s:
             # Pad with silence or trim so the audio ends with the video. (-shortest with an
             # endless apad inside -filter_complex never ends in ffmpeg 5.1.)
             audio = audio.filter("apad", whole_dur=format_number(rendition.duration_s)).filter(
@@ -187,7 +194,7 @@ def build_encode_command(
         "max_muxing_queue_size": 4096,
         "f": "mp4",
     }
-    if rendition.still or (info.audio is None and not rendition.duration_s):
+    if info.audio is None and not rendition.duration_s:
         options["shortest"] = None
     stream = ffmpeg.output(video, audio, "file:" + str(output), **options)
     return stream.global_args(*_GLOBAL_ARGS, "-progress", "pipe:1").overwrite_output().compile()
@@ -324,7 +331,7 @@ async def _cut_parts(
         for part in parts:
             planned = (part.end_s if part.end_s is not None else planned_total) - part.start_s
             path = Path(str(pattern).replace("%03d", f"{part.index - 1:03d}"))
-            pieces.append(_Piece(path, platforms, part, len(parts), planned, tolerance * 2))
+            pieces.append(_Piece(path, platforms, part, len(parts), planned, tolerance))
     return pieces
 
 

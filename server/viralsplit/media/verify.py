@@ -16,6 +16,7 @@ from viralsplit.errors import VerifyError
 from viralsplit.media.ffmpeg import run_checked
 
 BT709 = "bt709"
+AAC_FRAME_S = 1024 / 48000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +72,16 @@ def check_probe(data: dict[str, Any], expected: Expected) -> list[str]:
     if audios:
         problems += _check_audio(audios[0])
     duration = _float(data.get("format", {}).get("duration"))
-    if duration is None:
+    video_duration = _float(videos[0].get("duration")) if videos else None
+    if duration is None or video_duration is None:
         problems.append("duration unknown")
-    elif expected.duration_s is not None and abs(duration - expected.duration_s) > expected.tolerance_s + 1e-3:
-        problems.append(f"duration {duration:.3f} s, planned {expected.duration_s:.3f} s")
+    elif expected.duration_s is not None:
+        # The video must match the plan within one frame; the file as a whole may also hold
+        # up to one more AAC frame of audio (1024 samples at 48 kHz), where a cut falls.
+        if abs(video_duration - expected.duration_s) > expected.tolerance_s + 1e-3:
+            problems.append(f"video duration {video_duration:.3f} s, planned {expected.duration_s:.3f} s")
+        if abs(duration - expected.duration_s) > expected.tolerance_s + AAC_FRAME_S + 1e-3:
+            problems.append(f"duration {duration:.3f} s, planned {expected.duration_s:.3f} s")
     return problems
 
 
