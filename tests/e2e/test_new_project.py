@@ -81,3 +81,40 @@ def test_refused_url_shows_error(
     expect(inline.or_(failed)).to_be_visible(timeout=30_000)
     text = (failed.text_content() if failed.count() else inline.text_content()) or ""
     assert "127.0.0.1" in text, text
+
+
+def test_upload_progress_and_cancel(
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+) -> None:
+    server = server_factory.start()
+    page = browser.new_page()
+    # Chromium's network emulation slows the upload to about 1 MB/s, so it is still
+    # running when the test reads its progress and cancels it.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 1_000_000},
+    )
+    source = media.video(VideoSpec(width=640, height=360, duration_s=20.0, fps=25), name="slow.mp4")
+    assert source.stat().st_size > 3_000_000
+
+    page.goto(server.url + "/")
+    page.locator('input[type="file"]').set_input_files(str(source))
+    page.get_by_role("button", name="Create clips").click()
+
+    status = page.locator(".upload-status")
+    expect(status).to_be_visible()
+    page.wait_for_function(
+        "() => { const bar = document.querySelector('.upload-status progress'); return bar && bar.value > 0.05; }",
+        timeout=15_000,
+    )
+    expect(status.locator(".upload-meta")).to_contain_text("/s")
+    expect(status.locator(".upload-meta")).to_contain_text("left")
+    expect(status.locator(".percent")).not_to_have_text("0%")
+
+    page.get_by_role("button", name="Cancel upload").click()
+    expect(page.locator("#source-error")).to_contain_text("Upload cancelled")
+    expect(status).to_have_count(0)
+    expect(page.get_by_role("button", name="Create clips")).to_be_enabled()
+    assert "/p/" not in page.url

@@ -160,6 +160,34 @@ def test_viewer_sees_cancel_within_a_second(
         "data-state", "cancelled"
     )
 
+    # Retry brings the cancelled job back for everyone; cancel it again to end the test.
+    editor.get_by_role("button", name=f"Retry {render['title']}").click()
+    expect(card).not_to_have_attribute("data-state", "cancelled", timeout=5000)
+    expect(viewer.locator('.activity-list li[data-action="retry"]')).to_have_count(1)
+    editor.get_by_role("button", name=f"Cancel {render['title']}").click()
+    expect(card).to_have_attribute("data-state", "cancelled", timeout=5000)
+
+
+def test_presence_follows_rename(browser: Browser, server_factory: ServerFactory, media: MediaFactory) -> None:
+    server = server_factory.start()
+    editor = new_page(browser, "Ana")
+    _, viewer_link = create_project(editor, server.url, ["x"], file=media.video(SHORT, name="short.mp4"))
+    viewer = new_page(browser, "Ben")
+    viewer.goto(viewer_link)
+    expect_live(viewer)
+
+    members = editor.locator(".members .member")
+    expect(members).to_have_count(2)
+    expect(editor.locator(".members")).to_contain_text("Ben")
+
+    viewer.get_by_role("button", name="Change").click()
+    viewer.get_by_label("Your display name").fill("Benedikt")
+    viewer.get_by_label("Your display name").press("Enter")
+    expect(editor.locator(".members")).to_contain_text("Benedikt")
+    expect(members).to_have_count(2)
+    expect(viewer.locator(".you")).to_contain_text("Benedikt")
+    expect_live(viewer)
+
 
 def test_priority_reorders_both_pages(
     browser: Browser, server_factory: ServerFactory, media: MediaFactory
