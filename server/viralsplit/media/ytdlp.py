@@ -127,6 +127,8 @@ class _Run:
             raise DownloadError(f"{self.shown}: yt-dlp returned unreadable metadata; try again or report a bug") from None
         if not isinstance(info, dict):
             raise DownloadError(f"{self.shown}: yt-dlp returned unreadable metadata; try again or report a bug")
+        info = single_video(info, self.shown)
+        check_is_video(info, self.shown)
         (self.work_dir / "info.json").write_text(json.dumps(info), encoding="utf-8")
         return info
 
@@ -240,14 +242,40 @@ def base_args(config: Config, proxy_url: str) -> list[str]:
     return args
 
 
+def single_video(info: dict[str, Any], shown: str) -> dict[str, Any]:
+    """Return the one video an info JSON describes; raise DownloadError for several or none.
+
+    `--no-playlist` only picks the video when a URL names both a video and its playlist, so
+    a playlist link, or a page with several videos, still extracts as a playlist here.
+    """
+    if info.get("_type") not in ("playlist", "multi_video"):
+        return info
+    entries = [entry for entry in info.get("entries") or [] if isinstance(entry, dict)]
+    if len(entries) == 1:
+        return single_video(entries[0], shown)
+    if not entries:
+        raise DownloadError(f"{shown}: no video found at this address: the playlist is empty")
+    raise DownloadError(
+        f"{shown}: the link leads to {len(entries)} videos (a playlist or a page with several "
+        "videos): paste the link of one video"
+    )
+
+
+def check_is_video(info: Mapping[str, Any], shown: str) -> None:
+    """Raise DownloadError when every selected format is audio only (vcodec "none")."""
+    formats = info.get("requested_formats") or [info]
+    if all(fmt.get("vcodec") == "none" for fmt in formats):
+        raise DownloadError(f"{shown}: not a video: the link offers only audio, with no video format")
+
+
 def check_limits_before(info: Mapping[str, Any], config: Config, shown: str) -> dict[str, int | None]:
     """Check duration and size from the info JSON; return the selected formats' sizes.
 
     Raises LimitExceededError naming the limit and the value found. Sizes the metadata does
     not state are None; the download itself enforces the size limit for those.
     """
-    if info.get("is_live"):
-        raise DownloadError(f"{shown}: this is a live stream; download it after the broadcast has ended")
+    if info.get("is_live") or info.get("live_status") in ("is_live", "is_upcoming"):
+        raise DownloadError(f"{shown}: this is a live or scheduled stream: use the link again after the broadcast has ended")
     duration = info.get("duration")
     if isinstance(duration, (int, float)) and duration > config.download_max_duration_s:
         raise LimitExceededError(
@@ -296,9 +324,10 @@ _FAILURES: tuple[tuple[str, str], ...] = (
     (r"Unsupported URL|no video formats found|No video could be found", "no video found at this address: check that the link opens a video page or a video file"),
     (r"HTTP Error 404", "not found (HTTP 404): check that the link is complete and the video is still online"),
     (r"HTTP Error 403", "access denied by the site (HTTP 403): the video may be private, region-locked or need a sign-in"),
+    (r"Requested format is not available|only audio|audio only", "not a video: the link offers no video format"),
+    (r"confirm you.re not a bot", "the site wants a sign-in to prove this is not a bot, which this server cannot do: try again later or upload the file"),
     (r"HTTP Error 401|Sign in|log ?in|login required|members[- ]only|[Pp]rivate video|video is private", "the video is private or needs a sign-in: use a public link"),
     (r"[Vv]ideo unavailable|not available|has been removed|no longer available|does not exist", "the video is unavailable; it may have been removed or blocked: check the link in a browser"),
-    (r"Requested format is not available|only audio|audio only", "not a video: the link offers no video format"),
     (r"timed out|[Tt]imeout", "the site did not respond within {timeout:g} s (network timeout): try again later"),
     (r"Connection refused|Name or service not known|Temporary failure in name resolution|getaddrinfo|No route to host|Network is unreachable", "could not connect to the site: check the address and try again later"),
     (r"HTTP Error 5\d\d", "the site returned a server error: try again later"),

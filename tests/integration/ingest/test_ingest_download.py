@@ -203,3 +203,27 @@ async def test_network_timeout_message(media_server: MediaServer, tmp_path: Path
         )
 
     assert "network timeout" in str(caught.value)
+
+
+async def test_audio_only_link_not_a_video(media_server: MediaServer, media, tmp_path: Path) -> None:
+    media_server.file("/song.m4a", media.audio_only("m4a"), content_type="audio/mp4")
+
+    with pytest.raises(DownloadError, match="not a video: the link offers only audio"):
+        await download(f"{media_server.origin}/song.m4a", tmp_path, config=config_for(media_server), on_progress=lambda _: None)
+
+    assert "/song.m4a" in media_server.hits
+    assert leftover_files(tmp_path) == []
+
+
+async def test_page_with_two_videos_rejected(media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    media_server.file("/a.mp4", clip)
+    media_server.file("/b.mp4", clip)
+    media_server.html("/two.html", '<html><head><title>Two</title></head><body><video src="/a.mp4"></video><video src="/b.mp4"></video></body></html>')
+    pids: list[int] = []
+
+    with pytest.raises(DownloadError, match="leads to 2 videos"):
+        await download(f"{media_server.origin}/two.html", tmp_path, config=config_for(media_server),
+                       on_progress=lambda _: None, on_process=pids.append)
+
+    assert len(pids) == 1
+    assert leftover_files(tmp_path) == []
