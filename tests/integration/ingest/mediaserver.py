@@ -88,6 +88,12 @@ class MediaServer:
 
         self.routes[path] = handler
 
+    def directory(self, prefix: str, folder: Path) -> None:
+        """Serve every file in folder under prefix, typed by suffix (HLS and DASH output)."""
+        types = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".mpd": "application/dash+xml", ".m4s": "video/iso.segment"}
+        for source in sorted(folder.iterdir()):
+            self.file(f"{prefix}/{source.name}", source, types.get(source.suffix, "application/octet-stream"))
+
     def html(self, path: str, body: str) -> None:
         self.bytes(path, body.encode(), "text/html; charset=utf-8")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -227,3 +228,54 @@ async def test_page_with_two_videos_rejected(media_server: MediaServer, clip: Pa
 
     assert len(pids) == 1
     assert leftover_files(tmp_path) == []
+
+
+def run_ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, capture_output=True)
+
+
+def probe_codec_types(path: Path) -> list[str]:
+    command = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", str(path)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+
+
+async def test_dash_merges_video_and_audio(media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    # Separate video and audio adaptation sets: yt-dlp fetches two formats and ffmpeg merges them.
+    dash = tmp_path / "dash"
+    dash.mkdir()
+    run_ffmpeg("-i", str(clip), "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "dash", "-seg_duration", "1", str(dash / "manifest.mpd"))
+    media_server.directory("/dash", dash)
+    recorder = Recorder()
+    dest = tmp_path / "dest"
+
+    path = await download(f"{media_server.origin}/dash/manifest.mpd", dest, config=config_for(media_server),
+                          on_progress=recorder.on_progress, on_process=recorder.on_process)
+
+    assert sorted(probe_codec_types(path)) == ["audio", "video"]
+    assert leftover_files(dest) == [path]
+    assert any(hit.startswith("/dash/chunk-stream0") for hit in media_server.hits)
+    assert any(hit.startswith("/dash/chunk-stream1") for hit in media_server.hits)
+    last = recorder.progress[-1]
+    assert last.fraction == 1.0
+    assert last.bytes_done == last.bytes_total
+    fractions = [progress.fraction for progress in recorder.progress if progress.fraction is not None]
+    assert fractions == sorted(fractions)
+
+
+async def test_hls_playlist_downloads_fragments(media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    run_ffmpeg("-i", str(clip), "-c", "copy", "-f", "hls", "-hls_time", "0.5", "-hls_playlist_type", "vod",
+               "-hls_segment_filename", str(hls / "seg%d.ts"), str(hls / "index.m3u8"))
+    media_server.directory("/hls", hls)
+    recorder = Recorder()
+    dest = tmp_path / "dest"
+
+    path = await download(f"{media_server.origin}/hls/index.m3u8", dest, config=config_for(media_server),
+                          on_progress=recorder.on_progress)
+
+    assert "video" in probe_codec_types(path)
+    assert leftover_files(dest) == [path]
+    assert recorder.progress[-1].fraction == 1.0
+    segments = [hit for hit in media_server.hits if hit.endswith(".ts")]
+    assert segments
