@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -120,6 +121,22 @@ class MediaFactory:
             srt.unlink()
         return self._cached("subs.mkv", ("subs", duration_s), build)
 
+    def luma_ramp(self, duration_s: float, fps: int = 5, width: int = 160, height: int = 90) -> Path:
+        """A video whose frame N has flat luma 20 + (5 * N mod 200), with a sine tone.
+
+        Each frame's brightness identifies it, so a test can tell which source frame a part
+        starts on from the mean luma alone.
+        """
+        def build(out: Path) -> None:
+            run_ffmpeg([
+                "-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps}:d={duration_s}",
+                "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=44100:duration={duration_s}",
+                "-vf", "format=yuv420p,geq=lum='20+mod(N*5,200)':cb=128:cr=128",
+                "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", str(fps * 4),
+                "-c:a", "aac", "-ac", "2", "-movflags", "+faststart", "-f", "mp4", str(out),
+            ])
+        return self._cached("ramp.mp4", ("ramp", duration_s, fps, width, height), build)
+
     def raw_h264(self, duration_s: float = 2.0, fps: int = 10) -> Path:
         """An Annex B H.264 elementary stream: no container, so no duration is known."""
         def build(out: Path) -> None:
@@ -135,10 +152,10 @@ class MediaFactory:
         )
         return self.video(spec, name="hdr.mp4")
 
-    def random_bytes(self, size: int = 64 * 1024) -> Path:
+    def random_bytes(self, size: int = 64 * 1024, seed: int = 1) -> Path:
         def build(out: Path) -> None:
-            out.write_bytes(os.urandom(size))
-        return self._cached("random.mp4", ("random", size), build)
+            out.write_bytes(random.Random(seed).randbytes(size))
+        return self._cached("random.mp4", ("random", size, seed), build)
 
     def empty(self) -> Path:
         return self._cached("empty.mp4", ("empty",), lambda out: out.write_bytes(b""))
