@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import split_command
 from mediagen import MediaFactory, VideoSpec
+from processes import children_of, is_alive, nice_of, start_ticks
 
 from viralsplit.media.ffmpeg import renice_process_group
 from viralsplit.media.plan import PlanOptions, plan_renditions
@@ -21,31 +22,6 @@ from viralsplit.media.render import RenderSettings, render_rendition
 
 # Seconds to wait for a render to start or to stop.
 WAIT_S = 60.0
-
-
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (index 0 is the state), or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def children_of(parent: int) -> set[tuple[int, int]]:
-    """(pid, start ticks) of the live child processes of `parent`, found through /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = proc_stat(int(entry.name))
-            if fields and fields[0] != "Z" and int(fields[1]) == parent:
-                found.add((int(entry.name), int(fields[19])))
-    return found
-
-
-def is_alive(process: tuple[int, int]) -> bool:
-    fields = proc_stat(process[0])
-    return fields is not None and fields[0] != "Z" and int(fields[19]) == process[1]
 
 
 def wait_until(predicate, what: str, timeout: float = WAIT_S):
@@ -106,11 +82,11 @@ async def test_cancel_task_stops_ffmpeg(slow_source: Path, tmp_path: Path) -> No
         assert time.monotonic() < deadline, "no progress from ffmpeg"
         await asyncio.sleep(0.05)
     pid = pids[0]
-    process = (pid, int(proc_stat(pid)[19]))
+    process = (pid, start_ticks(pid))
 
     # The scheduler maps priority to the nice value of the whole process group.
     assert renice_process_group(pid, 15)
-    assert int(proc_stat(pid)[16]) == 15
+    assert nice_of(pid) == 15
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
