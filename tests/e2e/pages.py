@@ -23,6 +23,7 @@ JOBS_SCRIPT = """
     stage: card.querySelector('.stage').textContent,
     value: bar && bar.hasAttribute('value') ? bar.value : null,
     percent: card.querySelector('.percent').textContent,
+    height: card.getBoundingClientRect().height,
   };
 })
 """

@@ -118,3 +118,12 @@ def test_upload_progress_and_cancel(
     expect(status).to_have_count(0)
     expect(page.get_by_role("button", name="Create clips")).to_be_enabled()
     assert "/p/" not in page.url
+
+
+def test_wrong_token_shows_message(browser: Browser, server_factory: ServerFactory) -> None:
+    server = server_factory.start()
+    page = browser.new_page()
+    page.goto(server.url + "/p/0123456789abcdef#token=not-a-token")
+    expect(page.get_by_role("heading", name="This project cannot be opened")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("This link is not valid")
+    expect(page.get_by_role("link", name="Start a new project")).to_be_visible()

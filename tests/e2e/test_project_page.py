@@ -59,12 +59,15 @@ def test_upload_renders_and_plays(
     # The viewer watches the same renders move: record what both pages show while they run.
     seen_by_viewer: set[tuple[str, str]] = set()
     seen_fractions: list[float] = []
+    running_heights: dict[str, set[float]] = {}
     screenshot_taken = False
     deadline = time.monotonic() + RENDER_TIMEOUT_S
     while time.monotonic() < deadline:
         cards = render_jobs(viewer)
         for card in cards:
             seen_by_viewer.add((card["id"], card["state"]))
+            if card["state"] == "running":
+                running_heights.setdefault(card["id"], set()).add(card["height"])
             if card["state"] == "running" and card["value"] is not None:
                 seen_fractions.append(card["value"])
                 if not screenshot_taken and 0.05 < card["value"] < 0.9:
@@ -81,6 +84,9 @@ def test_upload_renders_and_plays(
     assert [(c["id"], c["state"]) for c in viewer_cards] == [(c["id"], c["state"]) for c in editor_cards]
     assert any(state == "running" for _, state in seen_by_viewer), seen_by_viewer
     assert any(0 < fraction < 1 for fraction in seen_fractions), seen_fractions
+    # Progress frames change numbers, never the size of a card.
+    for job_id, heights in running_heights.items():
+        assert len(heights) == 1, f"job {job_id} changed height while running: {sorted(heights)}"
     for card in editor_cards:
         assert card["value"] == 1, card
         assert card["percent"] == "100%", card
@@ -260,7 +266,7 @@ def test_server_restart_reconnects_and_recovers(
 
 
 def test_pasted_url_shows_download(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory, slow_media_server
+    browser: Browser, server_factory: ServerFactory, media: MediaFactory, slow_media_server, artifacts_dir: Path
 ) -> None:
     source = media.video(SHORT, name="linked.mp4")
     media_url, host_port = slow_media_server(source)
@@ -271,5 +277,6 @@ def test_pasted_url_shows_download(
     card = editor.locator("article.job-card").first
     expect(card.locator(".stage")).to_have_text("Downloading", timeout=20_000)
     expect(card.locator(".job-facts")).to_contain_text("of")
+    editor.screenshot(path=str(artifacts_dir / "project-downloading.png"), full_page=False)
     cards = wait_for_jobs(editor, lambda cards: all_render_jobs_ended(cards, 1), message="render of the link")
     assert [card["state"] for card in cards] == ["succeeded"] * len(cards)

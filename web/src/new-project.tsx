@@ -22,6 +22,22 @@ const FILL_MODES = [
   { value: "pad", label: "Pad", hint: "Whole picture with bars" },
 ];
 
+function stripExtension(name: string): string {
+  return name.replace(/\.[^.]+$/, "");
+}
+
+/** Makes a title from a link: its file name when the path ends in one, else the host and path. */
+function titleFromUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    const last = decodeURIComponent(url.pathname.split("/").pop() ?? "");
+    if (/\.[A-Za-z0-9]{2,5}$/.test(last)) return stripExtension(last);
+    return (url.hostname + url.pathname).replace(/\/$/, "");
+  } catch {
+    return text;
+  }
+}
+
 /** Maps an API error to the form field it concerns, so the message shows next to it. */
 function fieldOfError(error: ApiError, mode: SourceMode): Field {
   const field = (error.field ?? "").toLowerCase();
@@ -105,7 +121,7 @@ export function NewProjectPage() {
     if (Object.keys(found).length > 0) return;
 
     setBusy(true);
-    const defaultTitle = mode === "file" ? file!.name.replace(/\.[^.]+$/, "") : url.trim();
+    const defaultTitle = mode === "file" ? stripExtension(file!.name) : titleFromUrl(url.trim());
     try {
       const created = await createProject({
         title: title.trim() || defaultTitle,
@@ -310,7 +326,7 @@ export function NewProjectPage() {
               type="text"
               name="title"
               maxLength={200}
-              placeholder={mode === "file" && file ? file.name.replace(/\.[^.]+$/, "") : "My video"}
+              placeholder={mode === "file" && file ? stripExtension(file.name) : "My video"}
               value={title}
               disabled={busy}
               onInput={(event) => setTitle(event.currentTarget.value)}
