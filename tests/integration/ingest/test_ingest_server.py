@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +129,67 @@ def test_url_project_rejected_address_fails_job(server_factory: ServerFactory, t
     assert "loopback address" in job["error"]
     assert "VIRALSPLIT_URL_ALLOWLIST" in job["error"]
     assert threaded_media_server.hits == []
+
+
+def child_pids(pid: int) -> set[int]:
+    """Return the direct children of pid, read from /proc (Linux)."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text()
+        children.update(int(child) for child in text.split())
+    return children
+
+
+def pid_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_cancel_ingest_stops_download(server_factory: ServerFactory, threaded_media_server: MediaServer, media, tmp_path: Path) -> None:
+    # 2 MiB at 16 KiB per 50 ms: about 6 s of download to cancel in.
+    threaded_media_server.file("/slow.mp4", media.random_bytes(2 * 1024 * 1024), chunk_bytes=16 * 1024, chunk_delay_s=0.05)
+    server = server_factory.start(env={"VIRALSPLIT_URL_ALLOWLIST": threaded_media_server.allowlist_entry})
+    created = httpx.post(
+        f"{server.url}/api/projects",
+        json={"title": "Slow link", "url": f"{threaded_media_server.origin}/slow.mp4", "platforms": ["x"]},
+    ).json()
+    headers = {"Authorization": f"Bearer {created['editor_token']}"}
+    job_id = created["ingest_job_id"]
+
+    def downloading() -> bool:
+        jobs = httpx.get(f"{server.url}/api/projects/{created['id']}", headers=headers).json()["jobs"]
+        progress = jobs[0]["progress"] or {}
+        return progress.get("stage") == "download" and (progress.get("bytes_done") or 0) > 0
+
+    wait_until(downloading, timeout=30, message="the download started")
+    yt_dlp_pids = child_pids(server.pid)
+    assert yt_dlp_pids, "the server should have a yt-dlp child while downloading"
+
+    response = httpx.post(f"{server.url}/api/jobs/{job_id}/cancel", headers=headers)
+    assert response.status_code in (200, 202), response.text
+    wait_until(lambda: not any(pid_running(pid) for pid in yt_dlp_pids), timeout=1.0, message="yt-dlp exited")
+
+    def job_state() -> str | None:
+        state = httpx.get(f"{server.url}/api/projects/{created['id']}", headers=headers).json()["jobs"][0]["state"]
+        return state if state != "running" else None
+
+    assert wait_until(job_state, timeout=10, message="the ingest job left running") == "cancelled"
+    assert not list(server.data_dir.rglob("*.part"))
+    assert not list(server.data_dir.rglob("*.mp4"))
+
+
+def test_submit_url_follows_to_outputs(server_factory: ServerFactory, threaded_media_server: MediaServer, clip: Path) -> None:
+    threaded_media_server.file("/clip.mp4", clip)
+    server = server_factory.start(env={"VIRALSPLIT_URL_ALLOWLIST": threaded_media_server.allowlist_entry})
+    command = [sys.executable, "-m", "viralsplit", "submit", f"{threaded_media_server.origin}/clip.mp4",
+               "--server", server.url, "--platform", "x"]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+
+    assert result.returncode == 0, result.stderr
+    project_id = result.stderr.split("project ", 1)[1].split(":", 1)[0]
+    outputs = list((server.data_dir / "projects" / project_id).rglob("*.mp4"))
+    assert any(path.parent.name != "source" for path in outputs), result.stderr
