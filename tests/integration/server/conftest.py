@@ -125,41 +125,6 @@ def api_for() -> Iterator[Any]:
         client.close()
 
 
-# Processes, found by parent pid and identified by (pid, start time), never by name.
-
-
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (index 0 is the state), or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def children_of(parent: int) -> set[tuple[int, int]]:
-    """Return (pid, start ticks) of the live child processes of `parent`."""
-    found: set[tuple[int, int]] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = proc_stat(int(entry.name))
-        if fields and fields[0] != "Z" and int(fields[1]) == parent:
-            found.add((int(entry.name), int(fields[19])))
-    return found
-
-
-def is_alive(process: tuple[int, int]) -> bool:
-    """True while the process with this pid and start time exists and is not a zombie."""
-    fields = proc_stat(process[0])
-    return fields is not None and fields[0] != "Z" and int(fields[19]) == process[1]
-
-
-def nice_of(pid: int) -> int | None:
-    fields = proc_stat(pid)
-    return int(fields[16]) if fields else None
-
-
 def wait_for(predicate: Any, what: str, timeout: float = JOB_TIMEOUT_S, interval: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -49,7 +49,7 @@ def test_missing_token_cannot_read(server_factory: ServerFactory, api_for: Any) 
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
     assert project["id"] not in missing.text
-    # A wrong token, another project's token and an unknown id all get the same answer.
+    # A wrong token, another project's token and an unknown id all get the same response.
     for response in (wrong, crossed, unknown, unknown_job, unknown_output):
         assert response.status_code == 403, response.text
         assert response.json() == {"error": {"code": "forbidden", "message": "the token is not valid for this resource"}}

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import Api, children_of, files_under, is_alive, nice_of, wait_for
+from conftest import Api, files_under, wait_for
+from processes import children_of, is_alive, nice_of
 from servers import ServerFactory
 
 
