@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from conftest import Api, files_under, wait_for
@@ -64,3 +65,26 @@ def test_sigkill_during_upload_leaves_no_temp_file(server_factory: ServerFactory
 
     assert files_under(project_dir) == []
     assert api.snapshot(project)["project"]["source"] is None
+
+
+def test_sigterm_mid_render_requeues_job(server_factory: ServerFactory, api_for: Any, long_clip: Path) -> None:
+    server = server_factory.start()
+    api: Api = api_for(server)
+    project = api.create_project(title="restart")
+    api.upload(project, long_clip)
+    job = api.wait_render_running(project)
+    processes = wait_for(lambda: children_of(server.pid), "the render's ffmpeg process")
+
+    code = server.stop()
+
+    assert code == 0
+    assert not any(is_alive(process) for process in processes)
+    assert "interrupted by shutdown; queued again" in server.log_text()
+    project_dir = server.data_dir / "projects" / project["id"]
+    assert files_under(project_dir / "work") == []
+    restarted = server.restart()
+    api = api_for(restarted)
+    render = api.wait_snapshot(
+        project, lambda s: any(j["id"] == job["id"] and j["state"] in ("queued", "running") for j in s["jobs"]), "the render back in the queue"
+    )
+    assert next(j for j in render["jobs"] if j["id"] == job["id"])["attempt"] == 1
