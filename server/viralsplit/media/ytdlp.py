@@ -232,6 +232,11 @@ def base_args(config: Config, proxy_url: str) -> list[str]:
         "3",
         "--downloader",
         "native",
+        # yt-dlp still hands some HLS streams to ffmpeg (AES-128 without pycryptodomex, other
+        # key methods). ffmpeg reaches HTTP(S) through the proxy (yt-dlp sets http_proxy for
+        # it), and this list keeps it from opening files or any other protocol.
+        "--downloader-args",
+        "ffmpeg_i:-protocol_whitelist http,https,tls,tcp,crypto",
         "--restrict-filenames",
         # Best video up to the height limit plus the best audio, or the best single file.
         "--format",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from mediaserver import MediaServer
+from streams import make_aes_hls, probe_codec_types, run_ffmpeg
 
 from viralsplit.config import Config
 from viralsplit.errors import DownloadError, LimitExceededError, UrlRejectedError
@@ -230,15 +230,6 @@ async def test_page_with_two_videos_rejected(media_server: MediaServer, clip: Pa
     assert leftover_files(tmp_path) == []
 
 
-def run_ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, capture_output=True)
-
-
-def probe_codec_types(path: Path) -> list[str]:
-    command = ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", str(path)]
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
-
-
 async def test_dash_merges_video_and_audio(media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
     # Separate video and audio adaptation sets: yt-dlp fetches two formats and ffmpeg merges them.
     dash = tmp_path / "dash"
@@ -279,3 +270,15 @@ async def test_hls_playlist_downloads_fragments(media_server: MediaServer, clip:
     assert recorder.progress[-1].fraction == 1.0
     segments = [hit for hit in media_server.hits if hit.endswith(".ts")]
     assert segments
+
+
+async def test_encrypted_hls_through_ffmpeg(media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    make_aes_hls(clip, tmp_path / "aes", "enc.key")
+    media_server.directory("/aes", tmp_path / "aes")
+    dest = tmp_path / "dest"
+
+    path = await download(f"{media_server.origin}/aes/index.m3u8", dest, config=config_for(media_server), on_progress=lambda _: None)
+
+    assert "video" in probe_codec_types(path)
+    assert "/aes/enc.key" in media_server.hits
+    assert "/aes/seg0.ts" in media_server.hits

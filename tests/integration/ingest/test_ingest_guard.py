@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mediaserver import MediaServer
+from streams import make_aes_hls
 
 from viralsplit.config import Config
 from viralsplit.egress import EgressGuard
@@ -125,3 +126,36 @@ async def test_proxy_forwards_plain_http(media_server: MediaServer, other_server
     assert rejected.startswith(b"HTTP/1.1 403 ")
     assert malformed.startswith(b"HTTP/1.1 400 ")
     assert other_server.hits == []
+
+
+async def test_hls_segments_on_other_port_rejected(media_server: MediaServer, other_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    # The playlist is on the allowlisted server; its segments point at the other one.
+    other_server.file("/seg0.ts", clip, content_type="video/mp2t")
+    playlist = (
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f"#EXTINF:2.0,\n{other_server.origin}/seg0.ts\n#EXT-X-ENDLIST\n"
+    )
+    media_server.bytes("/index.m3u8", playlist.encode(), "application/vnd.apple.mpegurl")
+    config = Config(url_allowlist=(media_server.allowlist_entry,))
+
+    with pytest.raises(UrlRejectedError, match="loopback address"):
+        await download(f"{media_server.origin}/index.m3u8", tmp_path, config=config, on_progress=lambda _: None)
+
+    assert "/index.m3u8" in media_server.hits
+    assert other_server.hits == []
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_encrypted_hls_key_on_other_port_rejected(media_server: MediaServer, other_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    # yt-dlp hands AES-128 HLS to ffmpeg, which must go through the proxy like yt-dlp does.
+    make_aes_hls(clip, tmp_path / "aes", f"{other_server.origin}/enc.key")
+    media_server.directory("/aes", tmp_path / "aes")
+    other_server.file("/enc.key", tmp_path / "aes" / "enc.key", content_type="application/octet-stream")
+    config = Config(url_allowlist=(media_server.allowlist_entry,))
+    dest = tmp_path / "dest"
+
+    with pytest.raises(UrlRejectedError, match="loopback address"):
+        await download(f"{media_server.origin}/aes/index.m3u8", dest, config=config, on_progress=lambda _: None)
+
+    assert other_server.hits == []
+    assert list(dest.iterdir()) == []
