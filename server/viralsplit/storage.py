@@ -118,6 +118,11 @@ class Storage:
         if outputs:
             self.remove_tree(self.output_dir(project_id, job_id))
 
+    def remove_jobs_files(self, jobs: Iterable[tuple[str, str]]) -> None:
+        """Delete the scratch and output folders of each (project id, job id)."""
+        for project_id, job_id in jobs:
+            self.remove_job_files(project_id, job_id, True)
+
     def clean_orphans(self, project_ids: Iterable[str], jobs_with_outputs: set[str]) -> list[Path]:
         """Delete what no live job owns; call only while no job runs (at startup). Return what was deleted.
 

@@ -22,6 +22,12 @@ from viralsplit.store.db import JobRow, NewOutput, ProjectRow, Store, new_id
 
 log = logging.getLogger(__name__)
 
+# Seconds between SIGTERM and SIGKILL when a render is cancelled or interrupted by shutdown.
+# The outputs of a stopped render are deleted anyway, so ffmpeg gets no time to finish
+# writing them (with +faststart that means rewriting the whole file), and a cancel returns
+# as soon as the process group is gone.
+STOP_GRACE_S = 0.0
+
 
 class JobHooks:
     """Callbacks from a running job to the scheduler; both are synchronous and must not block."""
@@ -105,7 +111,7 @@ class Pipeline:
 
     async def render(self, job: JobRow, project: ProjectRow, hooks: JobHooks) -> RenderResult:
         """Encode one rendition into its platform parts and thumbnails."""
-        from viralsplit.media.render import render_rendition
+        from viralsplit.media.render import RenderSettings, render_rendition
 
         if job.rendition is None or project.info is None or project.source_path is None:
             raise InputError(project.title, "the render has no plan or source; retry the ingest")
@@ -122,7 +128,7 @@ class Pipeline:
             rendition,
             work_dir=work_dir,
             out_dir=out_dir,
-            settings=self.config,
+            settings=RenderSettings(x264_preset=self.config.x264_preset, grace_s=STOP_GRACE_S),
             on_progress=hooks.on_progress,
             on_process=hooks.on_process,
         )
