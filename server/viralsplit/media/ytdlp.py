@@ -89,9 +89,8 @@ async def download(
             )
             path = await run.fetch(tracker, on_progress)
         await _check_duration_after(path, config, shown)
-        final = _unique_path(dest_dir / path.name)
-        os.replace(path, final)
-        log.info("downloaded %s to %s (%d bytes)", shown, final, final.stat().st_size)
+        final = await asyncio.to_thread(_move_unique, path, dest_dir)
+        log.info("downloaded %s to %s", shown, final)
         return final
     finally:
         await asyncio.shield(asyncio.to_thread(shutil.rmtree, work_dir, True))
@@ -129,7 +128,8 @@ class _Run:
             raise DownloadError(f"{self.shown}: yt-dlp returned unreadable metadata; try again or report a bug")
         info = single_video(info, self.shown)
         check_is_video(info, self.shown)
-        (self.work_dir / "info.json").write_text(json.dumps(info), encoding="utf-8")
+        # A YouTube info JSON can be several MB, so it is written off the event loop.
+        await asyncio.to_thread((self.work_dir / "info.json").write_text, json.dumps(info), "utf-8")
         return info
 
     async def fetch(self, tracker: DownloadProgressTracker, on_progress: Callable[[Progress], None]) -> Path:
@@ -306,7 +306,7 @@ def check_limits_before(info: Mapping[str, Any], config: Config, shown: str) -> 
 
 
 async def _check_duration_after(path: Path, config: Config, shown: str) -> None:
-    """Check the duration of a file whose metadata did not state one, with ffprobe."""
+    """Check the downloaded file's duration with ffprobe; metadata may lack or misstate it."""
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         return
@@ -367,12 +367,14 @@ def _sum_or_none(values: Any) -> int | None:
     return int(sum(values))
 
 
-def _unique_path(path: Path) -> Path:
-    candidate, number = path, 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+def _move_unique(source: Path, folder: Path) -> Path:
+    """Move source into folder by rename, adding "-1", "-2" ... to the name if it is taken."""
+    target, number = folder / source.name, 1
+    while target.exists():
+        target = folder / f"{source.stem}-{number}{source.suffix}"
         number += 1
-    return candidate
+    os.replace(source, target)
+    return target
 
 
 def _format_bytes(size: float) -> str:
