@@ -7,12 +7,14 @@ address is only ever checked by the guard; no test sends traffic to it.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from pathlib import Path
 
 import pytest
 from mediaserver import MediaServer
 from streams import make_aes_hls
 
+from viralsplit import egress
 from viralsplit.config import Config
 from viralsplit.egress import EgressGuard
 from viralsplit.egress_proxy import EgressProxy
@@ -159,3 +161,39 @@ async def test_encrypted_hls_key_on_other_port_rejected(media_server: MediaServe
 
     assert other_server.hits == []
     assert list(dest.iterdir()) == []
+
+
+async def test_proxy_connects_to_checked_address(media_server: MediaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "media.test" has no DNS entry: the request can only succeed if the proxy connects to the
+    # address its own resolution returned and checked, rather than resolving the name again.
+    resolved: list[str] = []
+
+    async def fake_resolve(host: str, port: int) -> list[ipaddress.IPv4Address]:
+        resolved.append(host)
+        return [ipaddress.IPv4Address("127.0.0.1")]
+
+    monkeypatch.setattr(egress, "resolve_host", fake_resolve)
+    media_server.bytes("/hello.txt", b"hello\n", "text/plain")
+    async with EgressProxy(EgressGuard([media_server.allowlist_entry])) as proxy:
+        response = await proxy_request(proxy, f"GET http://media.test:{media_server.port}/hello.txt HTTP/1.1\r\nHost: media.test\r\n\r\n".encode())
+
+    assert response.startswith(b"HTTP/1.1 200 ")
+    assert resolved == ["media.test"]
+    assert proxy.connections == [f"media.test:{media_server.port} (127.0.0.1)"]
+
+
+async def test_proxy_rejects_name_with_any_private_address(media_server: MediaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first address is admitted by the allowlist, the second is not: the name is rejected
+    # whole, and the admitted server sees no request. 10.0.0.1 is checked, never contacted.
+    async def fake_resolve(host: str, port: int) -> list[ipaddress.IPv4Address]:
+        return [ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv4Address("10.0.0.1")]
+
+    monkeypatch.setattr(egress, "resolve_host", fake_resolve)
+    media_server.bytes("/hello.txt", b"hello\n", "text/plain")
+    async with EgressProxy(EgressGuard([media_server.allowlist_entry])) as proxy:
+        response = await proxy_request(proxy, f"GET http://mixed.test:{media_server.port}/hello.txt HTTP/1.1\r\n\r\n".encode())
+
+    assert response.startswith(b"HTTP/1.1 403 ")
+    assert b"10.0.0.1" in response
+    assert proxy.connections == []
+    assert media_server.hits == []
