@@ -23,7 +23,7 @@ class Config:
     port: int = 8000
     data_dir: Path = Path("data")
     # Renders that run at once; see docs/benchmarks.md for how the default was chosen.
-    max_jobs: int = 1
+    max_jobs: int = 2
     # Upload size limit in bytes (10 GiB).
     max_upload_bytes: int = 10 * 1024**3
     # libx264 speed preset for every encode (ffmpeg -preset); tests use ultrafast.

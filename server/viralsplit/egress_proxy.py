@@ -93,6 +93,9 @@ class EgressProxy:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
+        except Exception:
+            # The connection's task is the root here, so nothing above would report it.
+            log.exception("egress proxy connection failed")
         finally:
             self._tasks.discard(task)
             writer.close()
