@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port to listen on; 0 picks a free one (default 8000)")
     serve.add_argument("--data-dir", help="folder for the database and media (default ./data)")
-    serve.add_argument("--max-jobs", type=int, help="renders that run at once (default 1)")
+    serve.add_argument("--max-jobs", type=int, help="renders that run at once (default 2)")
 
     split = commands.add_parser("split", help="render platform-ready clips locally")
     split.add_argument("input", help="video file or http(s) URL")

@@ -200,7 +200,7 @@ class _Run:
         if self.proxy.rejections:
             rejection = self.proxy.rejections[0]
             return UrlRejectedError(
-                f"{self.shown}: rejected: the page or a redirect led to {rejection.reason}. ViralSplit "
+                f"{self.shown}: rejected a connection that the page or a redirect requested: {rejection.reason}. ViralSplit "
                 "only downloads from public addresses; an operator can admit a private one with "
                 "VIRALSPLIT_URL_ALLOWLIST"
             )
