@@ -104,6 +104,15 @@ class MediaServer:
 
         self.routes[path] = handler
 
+    def error(self, path: str, status: int, phrase: str) -> None:
+        body = f"{phrase}\n".encode()
+
+        async def handler(writer: asyncio.StreamWriter) -> None:
+            await self._send_head(writer, status, phrase, {"Content-Type": "text/plain", "Content-Length": str(len(body))})
+            await self._send_body(writer, path, body)
+
+        self.routes[path] = handler
+
     def redirect(self, path: str, location: str, status: int = 302) -> None:
         async def handler(writer: asyncio.StreamWriter) -> None:
             await self._send_head(writer, status, "Found", {"Location": location, "Content-Length": "0"})

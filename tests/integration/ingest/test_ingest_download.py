@@ -118,6 +118,16 @@ async def test_http_404_message(media_server: MediaServer, tmp_path: Path) -> No
     assert leftover_files(tmp_path) == []
 
 
+async def test_http_403_from_site_is_not_a_rejection(media_server: MediaServer, tmp_path: Path) -> None:
+    media_server.error("/private.mp4", 403, "Forbidden")
+
+    with pytest.raises(DownloadError, match="access denied by the site \\(HTTP 403\\)") as caught:
+        await download(f"{media_server.origin}/private.mp4", tmp_path, config=config_for(media_server), on_progress=lambda _: None)
+
+    assert not isinstance(caught.value, UrlRejectedError)
+    assert leftover_files(tmp_path) == []
+
+
 async def test_page_without_video_message(media_server: MediaServer, tmp_path: Path) -> None:
     media_server.html("/about.html", "<html><head><title>About us</title></head><body><p>No video here.</p></body></html>")
 
