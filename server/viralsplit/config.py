@@ -41,6 +41,8 @@ class Config:
     url_allowlist: tuple[str, ...] = ()
     # Seconds between WebSocket heartbeats sent by the server.
     heartbeat_interval_s: float = 15.0
+    # Minimum seconds between presence frames of one project; each goes to every subscriber.
+    presence_interval_s: float = 0.5
     log_level: str = "INFO"
 
     @property

@@ -36,7 +36,7 @@ SSE_RETRY_MS = 2000
 
 def install(app: Quart, services: Services) -> Hub:
     """Create the hub, make it the services' EventSink and register the realtime routes."""
-    hub = Hub(output_urls=_output_urls)
+    hub = Hub(output_urls=_output_urls, presence_interval_s=services.config.presence_interval_s)
     services.events = hub
     app.extensions[HUB_KEY] = hub
     app.register_blueprint(blueprint)
@@ -94,18 +94,27 @@ class ServicesBackend:
 
 
 class QuartTransport:
-    """Connection.Transport over Quart's websocket context."""
+    """Connection.Transport over Quart's websocket of the current request."""
+
+    def __init__(self) -> None:
+        # The object behind the context-local proxy, so each send skips the proxy lookup.
+        self.websocket = websocket._get_current_object()
+        # NOTE: Quart 0.22's Websocket.send runs `await asyncio.sleep(0)` before every message,
+        # one extra event-loop pass per frame and socket (a third of the CPU per frame in
+        # bench/ws_fanout.py). After accept() it only calls `_send`, a private attribute,
+        # so it is used directly when present.
+        self._send = getattr(self.websocket, "_send", None) or self.websocket.send
 
     async def receive(self) -> bytes | str:
-        data = await websocket.receive()
+        data = await self.websocket.receive()
         # Quart 0.22 returns None for an empty binary message ("bytes" or "text" of the ASGI event).
         return b"" if data is None else data
 
     async def send(self, data: bytes) -> None:
-        await websocket.send(data)
+        await self._send(data)
 
     async def close(self, code: int, reason: str) -> None:
-        await websocket.close(code, reason)
+        await self.websocket.close(code, reason)
 
 
 def origin_allowed(origin: str | None, scheme: str, host: str, allowed: tuple[str, ...]) -> bool:

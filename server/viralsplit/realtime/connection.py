@@ -14,6 +14,7 @@ import collections
 import logging
 import secrets
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -28,6 +29,47 @@ log = logging.getLogger(__name__)
 # Dead-peer detection: a connection silent for this many heartbeat intervals is closed.
 SILENT_HEARTBEATS = 3
 CLOSE_TIMEOUT_S = 2.0
+WATCHDOG_MAX_INTERVAL_S = 1.0
+
+
+class Watchdog:
+    """One task per event loop that checks every connection's deadlines.
+
+    A timer per write or per read would cost a heap operation for every frame of every
+    socket; checking all connections once a second costs one pass, and the deadlines are
+    still met within a quarter of their length (at most 1 s late).
+    """
+
+    _instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def for_running_loop(cls) -> Watchdog:
+        loop = asyncio.get_running_loop()
+        watchdog = cls._instances.get(loop)
+        if watchdog is None:
+            watchdog = cls._instances[loop] = cls()
+        return watchdog
+
+    def add(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name="ws-watchdog")
+
+    def remove(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+
+    async def _run(self) -> None:
+        while self.connections:
+            await asyncio.sleep(min(c.check_interval for c in self.connections))
+            for connection in list(self.connections):
+                try:
+                    connection.check(connection.clock())
+                except Exception:
+                    log.exception("connection %s: deadline check failed", connection.id)
 
 
 class Transport(Protocol):
@@ -147,6 +189,9 @@ class Connection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._writer: asyncio.Task[None] | None = None
+        self.opened = self.last_receive = self.last_write = clock()
+        # When the write in progress started, None between writes.
+        self.sending_since: float | None = None
 
     # Subscriber --------------------------------------------------------------------------
 
@@ -182,6 +227,8 @@ class Connection:
 
     async def run(self) -> None:
         self.hub.register(self)
+        watchdog = Watchdog.for_running_loop()
+        watchdog.add(self)
         self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
         reader = asyncio.create_task(self._read_loop(), name=f"ws-reader-{self.id}")
         try:
@@ -190,6 +237,7 @@ class Connection:
             reader.cancel()
             self._writer.cancel()
             self.hub.unregister(self)
+            watchdog.remove(self)
             await asyncio.gather(reader, self._writer, return_exceptions=True)
         if self.close_code is None:
             self.close_code = 1000
@@ -199,32 +247,51 @@ class Connection:
             log.debug("connection %s: close failed: %r", self.id, exc)
 
     async def _write_loop(self) -> None:
-        last_write = self.clock()
+        # Deadlines and heartbeats are checked by the Watchdog, so a write costs no timer here.
         while True:
             data = self.queue.pop()
             if data is None:
                 if self.close_code is not None:
                     return
-                idle = self.clock() - last_write
-                if idle >= self.heartbeat_s:
-                    data = protocol.HEARTBEAT_BYTES
-                else:
-                    try:
-                        await asyncio.wait_for(self.queue.ready.wait(), self.heartbeat_s - idle)
-                    except TimeoutError:
-                        pass
-                    continue
+                await self.queue.ready.wait()
+                continue
+            self.sending_since = self.clock()
             try:
-                await asyncio.wait_for(self.transport.send(data), self.limits.write_deadline_s)
-            except TimeoutError:
-                log.info("closing connection %s: a write took over %.0f s", self.id, self.limits.write_deadline_s)
-                self.close(protocol.CLOSE_RESYNC, "client fell behind: reconnect and resync", flush=False)
-                return
+                await self.transport.send(data)
             except Exception as exc:  # noqa: BLE001 - any transport failure ends this connection
                 log.debug("connection %s: send failed: %r", self.id, exc)
                 self.close(1006, "", flush=False)
                 return
-            last_write = self.clock()
+            finally:
+                self.sending_since = None
+            self.last_write = self.clock()
+
+    def check(self, now: float) -> None:
+        """Enforce the write deadline, the hello and heartbeat timeouts, and send heartbeats."""
+        if self.sending_since is not None and now - self.sending_since > self.limits.write_deadline_s:
+            if self.close_code is None:
+                log.info("closing connection %s: a write took over %.0f s", self.id, self.limits.write_deadline_s)
+                self.close(protocol.CLOSE_RESYNC, "client fell behind: reconnect and resync", flush=False)
+            elif self._writer is not None:
+                self._writer.cancel()
+            return
+        if self.close_code is not None:
+            return
+        if not self.state.greeted:
+            if now - self.opened > self.limits.hello_timeout_s:
+                self.close(protocol.CLOSE_HELLO_TIMEOUT, "no hello within the time limit", flush=True)
+            return
+        if now - self.last_receive > SILENT_HEARTBEATS * self.heartbeat_s:
+            self.close(protocol.CLOSE_HEARTBEAT_TIMEOUT, "no frame received within the heartbeat timeout", flush=True)
+            return
+        if self.sending_since is None and len(self.queue) == 0 and now - self.last_write >= self.heartbeat_s:
+            self.queue.push(protocol.HEARTBEAT_BYTES)
+
+    @property
+    def check_interval(self) -> float:
+        """Seconds between checks that keep every deadline within a quarter of its length."""
+        shortest = min(self.heartbeat_s, self.limits.hello_timeout_s, self.limits.write_deadline_s)
+        return max(0.01, min(WATCHDOG_MAX_INTERVAL_S, shortest / 4))
 
     async def _read_loop(self) -> None:
         try:
@@ -239,16 +306,8 @@ class Connection:
 
     async def _read_one(self) -> bool:
         """Receive and handle one frame; return False once the connection is closing."""
-        greeted = self.state.greeted
-        timeout = SILENT_HEARTBEATS * self.heartbeat_s if greeted else self.limits.hello_timeout_s
-        try:
-            data = await asyncio.wait_for(self.transport.receive(), timeout)
-        except TimeoutError:
-            if greeted:
-                self.close(protocol.CLOSE_HEARTBEAT_TIMEOUT, "no frame received within the heartbeat timeout", flush=True)
-            else:
-                self.close(protocol.CLOSE_HELLO_TIMEOUT, "no hello within the time limit", flush=True)
-            return False
+        data = await self.transport.receive()
+        self.last_receive = self.clock()
         if len(data) > self.limits.max_frame_bytes:
             self.close(protocol.CLOSE_TOO_BIG, f"frame over {self.limits.max_frame_bytes} bytes", flush=False)
             return False

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = 1024
 DEFAULT_PROGRESS_PER_S = 4.0
+# Presence frames: by default at most one per this many seconds per project, listing at most
+# this many viewers (the frame's "count" has the total).
+PRESENCE_INTERVAL_S = 0.5
+PRESENCE_LIST_MAX = 50
 # Snapshot reads retried while job events keep arriving during the read; see Hub.subscribe.
 SNAPSHOT_ATTEMPTS = 5
 
@@ -88,6 +92,8 @@ class Channel:
         self.throttles: dict[str, _Throttle] = {}
         # Subscriber -> presence entry, or None for subscribers not shown in presence (SSE).
         self.subscribers: dict[Subscriber, dict[str, str] | None] = {}
+        self.presence_sent = float("-inf")
+        self.presence_timer: asyncio.TimerHandle | None = None
 
     def job_number(self, job_id: str) -> int:
         number = self.job_numbers.get(job_id)
@@ -96,8 +102,10 @@ class Channel:
             self.job_numbers[job_id] = number
         return number
 
-    def presence(self) -> list[dict[str, str]]:
-        return [entry for entry in self.subscribers.values() if entry is not None]
+    def presence(self) -> tuple[list[dict[str, str]], int]:
+        """The first PRESENCE_LIST_MAX presence entries in subscription order, and the total count."""
+        entries = [entry for entry in self.subscribers.values() if entry is not None]
+        return entries[:PRESENCE_LIST_MAX], len(entries)
 
     def frames_after(self, seq: int) -> list[Frame] | None:
         """The frames with a sequence number above `seq`, or None when history no longer has them all."""
@@ -120,8 +128,10 @@ class Hub:
         history_size: int = DEFAULT_HISTORY,
         epoch: str | None = None,
         output_urls: OutputUrls | None = None,
+        presence_interval_s: float = PRESENCE_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.presence_interval_s = presence_interval_s
         self.epoch = epoch or secrets.token_hex(4)
         self.progress_interval = 1.0 / progress_per_s if progress_per_s > 0 else 0.0
         self.history_size = history_size
@@ -265,8 +275,28 @@ class Hub:
             throttle.handle.cancel()
             throttle.handle = None
 
+    def _presence_changed(self, channel: Channel) -> None:
+        # Each presence frame goes to every subscriber, so frames are limited to one per
+        # presence_interval_s per project and their lists to PRESENCE_LIST_MAX entries:
+        # otherwise n subscribers joining would send O(n^3) bytes in total.
+        if channel.presence_timer is not None:
+            return
+        wait = channel.presence_sent + self.presence_interval_s - self.clock()
+        if wait <= 0:
+            self._publish_presence(channel)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._publish_presence(channel)
+            return
+        channel.presence_timer = loop.call_later(wait, self._publish_presence, channel)
+
     def _publish_presence(self, channel: Channel) -> None:
-        self._emit(channel, {"t": "presence", "viewers": channel.presence()})
+        channel.presence_timer = None
+        channel.presence_sent = self.clock()
+        viewers, count = channel.presence()
+        self._emit(channel, {"t": "presence", "viewers": viewers, "count": count})
 
     # Subscribing -----------------------------------------------------------------------------
 
@@ -332,6 +362,7 @@ class Hub:
             job["progress"] = protocol.progress_to_json(progress) if progress and job.get("state") == "running" else None
             jobs.append(job)
         state["jobs"] = jobs
+        viewers, count = channel.presence()
         value = {
             "t": "snapshot",
             "ch": channel.ch,
@@ -339,14 +370,15 @@ class Hub:
             "seq": channel.seq,
             "epoch": self.epoch,
             "state": state,
-            "presence": channel.presence(),
+            "presence": viewers,
+            "presence_count": count,
         }
         return make_frame(value, channel.seq)
 
     def _attach(self, channel: Channel, subscriber: Subscriber, presence: dict[str, str] | None) -> None:
         channel.subscribers[subscriber] = presence
         if presence is not None:
-            self._publish_presence(channel)
+            self._presence_changed(channel)
 
     def unsubscribe(self, project_id: str, subscriber: Subscriber) -> None:
         channel = self.channels.get(project_id)
@@ -354,7 +386,7 @@ class Hub:
             return
         presence = channel.subscribers.pop(subscriber)
         if presence is not None:
-            self._publish_presence(channel)
+            self._presence_changed(channel)
 
     def register(self, connection: Subscriber) -> None:
         self.connections.add(connection)
@@ -371,3 +403,6 @@ class Hub:
         for channel in self.channels.values():
             for throttle in channel.throttles.values():
                 self._cancel_timer(throttle)
+            if channel.presence_timer is not None:
+                channel.presence_timer.cancel()
+                channel.presence_timer = None

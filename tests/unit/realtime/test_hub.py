@@ -215,17 +215,40 @@ async def test_state_change_drops_pending_progress() -> None:
 
 
 async def test_presence_lists_subscribers() -> None:
-    hub = Hub()
+    clock = Clock()
+    hub = Hub(clock=clock)
     ana, bo = Recorder(), Recorder()
     await hub.subscribe("p", ana, empty_snapshot, presence={"conn": "c1", "name": "Ana", "role": "editor"})
+    clock.now += 1
     await hub.subscribe("p", bo, empty_snapshot, presence={"conn": "c2", "name": "Bo", "role": "viewer"})
     assert ana.values()[-1]["viewers"] == [
         {"conn": "c1", "name": "Ana", "role": "editor"},
         {"conn": "c2", "name": "Bo", "role": "viewer"},
     ]
+    assert ana.values()[-1]["count"] == 2
     assert bo.values()[0]["presence"] == [{"conn": "c1", "name": "Ana", "role": "editor"}]
+    clock.now += 1
     hub.unregister(bo)
     assert ana.values()[-1]["viewers"] == [{"conn": "c1", "name": "Ana", "role": "editor"}]
+
+
+async def test_presence_frames_are_limited() -> None:
+    hub = Hub()
+    first = Recorder()
+    await hub.subscribe("p", first, empty_snapshot, presence={"conn": "c0", "name": "n", "role": "viewer"})
+    for index in range(1, 80):
+        await hub.subscribe("p", Recorder(), empty_snapshot, presence={"conn": f"c{index}", "name": "n", "role": "viewer"})
+    # One frame right away, then one for the burst after the interval.
+    assert first.kinds().count("presence") == 1
+    await asyncio.sleep(0.6)
+    presence = [v for v in first.values() if v["t"] == "presence"]
+    assert len(presence) == 2
+    assert presence[-1]["count"] == 80
+    assert len(presence[-1]["viewers"]) == 50
+    late = Recorder()
+    await hub.subscribe("p", late, empty_snapshot)
+    assert late.values()[0]["presence_count"] == 80
+    hub.shutdown()
 
 
 async def test_other_events_become_frames() -> None:

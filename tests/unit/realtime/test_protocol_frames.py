@@ -272,3 +272,36 @@ def test_random_maps_parse_or_raise_protocol_error(value: dict[str, object]) -> 
         conn.receive(packed(value), 0.0)
     except p.ProtocolError as exc:
         assert exc.message
+
+
+def doc_examples() -> list[tuple[str, bytes]]:
+    """Every example in docs/protocol.md: a JSON value followed by its MessagePack in hex."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text()
+    examples = []
+    for block in re.findall(r"```\n(.*?)```", text, re.S):
+        literal: list[str] = []
+        hex_lines: list[str] = []
+        for line in block.splitlines() + [""]:
+            stripped = re.sub(r"\s*\(.*\)\s*$", "", line).strip()
+            if re.fullmatch(r"([0-9a-f]{2} )*[0-9a-f]{2}", stripped):
+                hex_lines.append(stripped)
+                continue
+            if hex_lines:
+                examples.append(("".join(literal), bytes.fromhex(" ".join(hex_lines))))
+                literal, hex_lines = [], []
+            if stripped.startswith(("{", "[")) or (literal and stripped):
+                literal.append(stripped)
+    return examples
+
+
+def test_doc_hex_examples_match_their_values() -> None:
+    import json
+
+    examples = doc_examples()
+    assert len(examples) >= 20
+    for literal, data in examples:
+        assert msgpack.unpackb(data) == json.loads(literal), literal
+        assert p.encode(json.loads(literal)) == data, literal
