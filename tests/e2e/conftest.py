@@ -30,8 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    # The player test plays a clip that the test did not click with sound on.
-    "--autoplay-policy=no-user-gesture-required",
 ]
 
 
@@ -61,6 +59,28 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     factory = ServerFactory(tmp_path)
     yield factory
     factory.close()
+
+
+@pytest.fixture
+def open_page(browser, server_factory: ServerFactory) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """Open a page in a new browser context, as a separate person with their own storage.
+
+    The contexts close before the servers stop, because a server's graceful shutdown waits
+    for open sockets.
+    """
+    contexts = []
+
+    def open_page(name: str = "Ana", width: int = 1280, height: int = 900):  # type: ignore[no-untyped-def]
+        context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        context.add_init_script(f"localStorage.setItem('viralsplit.name', {name!r})")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +149,95 @@ def slow_media_server() -> Iterator[object]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=5)
+
+
+class CuttableProxy:
+    """A TCP forwarder on 127.0.0.1 whose connections the test can cut, as a network drop would.
+
+    While `refusing` is set, new connections are closed as soon as they are accepted.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+        import threading
+
+        self.upstream_port = upstream_port
+        self.refusing = False
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept_loop(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.refusing:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source, target) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                self._close(sock)
+
+    def _close(self, sock) -> None:  # type: ignore[no-untyped-def]
+        import socket
+
+        with self._lock:
+            self._sockets.discard(sock)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+    def cut(self) -> None:
+        """Close every open connection in both directions."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._close(sock)
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def cuttable_proxy() -> Iterator[object]:
+    proxies: list[CuttableProxy] = []
+
+    def start(upstream_url: str) -> CuttableProxy:
+        proxy = CuttableProxy(int(upstream_url.rsplit(":", 1)[1]))
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.close()

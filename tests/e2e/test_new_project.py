@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from mediagen import MediaFactory, VideoSpec
 from pages import create_project, wait_for_jobs
@@ -12,9 +12,9 @@ from servers import ServerFactory
 pytestmark = pytest.mark.e2e
 
 
-def test_form_checks_before_sending(browser: Browser, server_factory: ServerFactory) -> None:
+def test_form_checks_before_sending(open_page, server_factory: ServerFactory) -> None:
     server = server_factory.start()
-    page = browser.new_page()
+    page = open_page()
     page.goto(server.url + "/")
     page.locator('input[name="platforms"]').first.wait_for()
     for box in page.locator('input[name="platforms"]').all():
@@ -32,10 +32,10 @@ def test_form_checks_before_sending(browser: Browser, server_factory: ServerFact
 
 
 def test_upload_over_limit_shows_inline_error(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+    open_page, server_factory: ServerFactory, media: MediaFactory
 ) -> None:
     server = server_factory.start(env={"VIRALSPLIT_MAX_UPLOAD_BYTES": "50000"})
-    page = browser.new_page()
+    page = open_page()
     source = media.video(VideoSpec(width=640, height=360, duration_s=4.0, fps=12), name="big.mp4")
     assert source.stat().st_size > 50000
 
@@ -51,10 +51,10 @@ def test_upload_over_limit_shows_inline_error(
 
 
 def test_non_video_upload_shows_failed_ingest(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+    open_page, server_factory: ServerFactory, media: MediaFactory
 ) -> None:
     server = server_factory.start()
-    page = browser.new_page()
+    page = open_page()
     create_project(page, server.url, ["tiktok"], file=media.random_bytes())
 
     cards = wait_for_jobs(page, lambda cards: cards[0]["state"] == "failed", timeout=30, message="ingest failed")
@@ -65,12 +65,12 @@ def test_non_video_upload_shows_failed_ingest(
 
 
 def test_refused_url_shows_error(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory, slow_media_server
+    open_page, server_factory: ServerFactory, media: MediaFactory, slow_media_server
 ) -> None:
     # The test's own media server is not allowlisted, so the egress guard must refuse it.
     media_url, _ = slow_media_server(media.video(VideoSpec(duration_s=1.0), name="private.mp4"))
     server = server_factory.start()
-    page = browser.new_page()
+    page = open_page()
     page.goto(server.url + "/")
     page.get_by_label("Paste a link").check()
     page.get_by_label("Video link").fill(media_url)
@@ -84,10 +84,10 @@ def test_refused_url_shows_error(
 
 
 def test_upload_progress_and_cancel(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+    open_page, server_factory: ServerFactory, media: MediaFactory
 ) -> None:
     server = server_factory.start()
-    page = browser.new_page()
+    page = open_page()
     # Chromium's network emulation slows the upload to about 1 MB/s, so it is still
     # running when the test reads its progress and cancels it.
     cdp = page.context.new_cdp_session(page)
@@ -120,9 +120,9 @@ def test_upload_progress_and_cancel(
     assert "/p/" not in page.url
 
 
-def test_wrong_token_shows_message(browser: Browser, server_factory: ServerFactory) -> None:
+def test_wrong_token_shows_message(open_page, server_factory: ServerFactory) -> None:
     server = server_factory.start()
-    page = browser.new_page()
+    page = open_page()
     page.goto(server.url + "/p/0123456789abcdef#token=not-a-token")
     expect(page.get_by_role("heading", name="This project cannot be opened")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("This link is not valid")

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from mediagen import MediaFactory, VideoSpec
 from pages import (
@@ -28,30 +28,22 @@ pytestmark = pytest.mark.e2e
 SHORT = VideoSpec(width=640, height=360, duration_s=4.0, fps=12)
 # A render of this takes tens of seconds at the ultrafast preset on 2 cores, so it is still
 # running when the test acts on it. Tests cancel it rather than wait for it.
-LONG = VideoSpec(width=640, height=360, duration_s=90.0, fps=25)
-MEDIUM = VideoSpec(width=640, height=360, duration_s=20.0, fps=25)
-
-
-def new_page(browser: Browser, name: str, width: int = 1280, height: int = 900) -> Page:
-    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
-    context.add_init_script(f"localStorage.setItem('viralsplit.name', {name!r})")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    return page
+LONG = VideoSpec(width=640, height=360, duration_s=40.0, fps=15)
+MEDIUM = VideoSpec(width=640, height=360, duration_s=12.0, fps=15)
 
 
 def test_upload_renders_and_plays(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory, artifacts_dir: Path
+    open_page, server_factory: ServerFactory, media: MediaFactory, artifacts_dir: Path
 ) -> None:
     server = server_factory.start()
-    editor = new_page(browser, "Ana")
+    editor = open_page("Ana")
     source = media.video(MEDIUM, name="holiday.mp4")
 
     editor_link, viewer_link = create_project(
-        editor, server.url, ["tiktok", "x"], file=source, title="Holiday", part_length_s=10
+        editor, server.url, ["tiktok", "x"], file=source, title="Holiday", part_length_s=6
     )
     # The viewer is on a phone.
-    viewer = new_page(browser, "Ben", width=390, height=844)
+    viewer = open_page("Ben", width=390, height=844)
     viewer.goto(viewer_link)
     expect_live(editor)
     expect_live(viewer)
@@ -95,7 +87,7 @@ def test_upload_renders_and_plays(
     assert control_buttons(viewer).count() == 0
     assert viewer.get_by_role("button", name="Copy editor link").count() == 0
 
-    # One group per platform, each with two 10-second parts and their loaded thumbnails.
+    # One group per platform, each with two 6-second parts and their loaded thumbnails.
     for page in (editor, viewer):
         expect(page.locator(".platform-group")).to_have_count(2)
         expect(page.locator(".platform-group").first.locator("figure.clip")).to_have_count(2)
@@ -136,12 +128,12 @@ def test_upload_renders_and_plays(
 
 
 def test_viewer_sees_cancel_within_a_second(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+    open_page, server_factory: ServerFactory, media: MediaFactory
 ) -> None:
     server = server_factory.start()
-    editor = new_page(browser, "Ana")
+    editor = open_page("Ana")
     editor_link, viewer_link = create_project(editor, server.url, ["tiktok"], file=media.video(LONG, name="long.mp4"))
-    viewer = new_page(browser, "Ben")
+    viewer = open_page("Ben")
     viewer.goto(viewer_link)
     expect_live(viewer)
 
@@ -174,11 +166,11 @@ def test_viewer_sees_cancel_within_a_second(
     expect(card).to_have_attribute("data-state", "cancelled", timeout=5000)
 
 
-def test_presence_follows_rename(browser: Browser, server_factory: ServerFactory, media: MediaFactory) -> None:
+def test_presence_follows_rename(open_page, server_factory: ServerFactory, media: MediaFactory) -> None:
     server = server_factory.start()
-    editor = new_page(browser, "Ana")
+    editor = open_page("Ana")
     _, viewer_link = create_project(editor, server.url, ["x"], file=media.video(SHORT, name="short.mp4"))
-    viewer = new_page(browser, "Ben")
+    viewer = open_page("Ben")
     viewer.goto(viewer_link)
     expect_live(viewer)
 
@@ -196,13 +188,13 @@ def test_presence_follows_rename(browser: Browser, server_factory: ServerFactory
 
 
 def test_priority_reorders_both_pages(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory
+    open_page, server_factory: ServerFactory, media: MediaFactory
 ) -> None:
     server = server_factory.start(max_jobs=1)
-    editor = new_page(browser, "Ana")
+    editor = open_page("Ana")
     platforms = ["tiktok", "x", "instagram_square"]
     editor_link, viewer_link = create_project(editor, server.url, platforms, file=media.video(LONG, name="long.mp4"))
-    viewer = new_page(browser, "Ben")
+    viewer = open_page("Ben")
     viewer.goto(viewer_link)
     expect_live(viewer)
 
@@ -238,13 +230,13 @@ def test_priority_reorders_both_pages(
 
 
 def test_server_restart_reconnects_and_recovers(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory, artifacts_dir: Path
+    open_page, server_factory: ServerFactory, media: MediaFactory, artifacts_dir: Path
 ) -> None:
     server = server_factory.start()
     port = server.url.rsplit(":", 1)[1]
-    editor = new_page(browser, "Ana")
-    editor_link, viewer_link = create_project(editor, server.url, ["tiktok"], file=media.video(MEDIUM, name="medium.mp4"))
-    viewer = new_page(browser, "Ben")
+    editor = open_page("Ana")
+    editor_link, viewer_link = create_project(editor, server.url, ["x"], file=media.video(MEDIUM, name="medium.mp4"))
+    viewer = open_page("Ben")
     viewer.goto(viewer_link)
     expect_live(viewer)
     wait_for_jobs(viewer, lambda cards: any(c["state"] == "running" for c in render_cards(cards)),
@@ -266,12 +258,12 @@ def test_server_restart_reconnects_and_recovers(
 
 
 def test_pasted_url_shows_download(
-    browser: Browser, server_factory: ServerFactory, media: MediaFactory, slow_media_server, artifacts_dir: Path
+    open_page, server_factory: ServerFactory, media: MediaFactory, slow_media_server, artifacts_dir: Path
 ) -> None:
     source = media.video(SHORT, name="linked.mp4")
     media_url, host_port = slow_media_server(source)
     server = server_factory.start(env={"VIRALSPLIT_URL_ALLOWLIST": host_port})
-    editor = new_page(browser, "Ana")
+    editor = open_page("Ana")
     create_project(editor, server.url, ["shorts"], url=media_url)
 
     card = editor.locator("article.job-card").first
@@ -280,3 +272,35 @@ def test_pasted_url_shows_download(
     editor.screenshot(path=str(artifacts_dir / "project-downloading.png"), full_page=False)
     cards = wait_for_jobs(editor, lambda cards: all_render_jobs_ended(cards, 1), message="render of the link")
     assert [card["state"] for card in cards] == ["succeeded"] * len(cards)
+
+
+def test_network_drop_resumes_without_gaps(
+    open_page, server_factory: ServerFactory, media: MediaFactory, cuttable_proxy
+) -> None:
+    server = server_factory.start()
+    editor = open_page("Ana")
+    _, viewer_link = create_project(editor, server.url, ["tiktok"], file=media.video(MEDIUM, name="medium.mp4"))
+    # The viewer reaches the server through a proxy that the test can cut.
+    proxy = cuttable_proxy(server.url)
+    viewer = open_page("Ben")
+    viewer.goto(viewer_link.replace(server.url, proxy.url))
+    expect_live(viewer)
+    wait_for_jobs(viewer, lambda cards: any(c["state"] == "running" for c in render_cards(cards)),
+                  message="render running")
+
+    # The render goes on while the viewer is cut off, so it misses frames.
+    proxy.refusing = True
+    proxy.cut()
+    expect(viewer.locator(".connection")).to_contain_text("Reconnecting", timeout=5000)
+    viewer.wait_for_timeout(1500)
+    proxy.refusing = False
+
+    # Same server, same epoch: the server replays the missed frames rather than a snapshot.
+    expect(viewer.locator(".connection")).to_have_attribute("data-resumed", "true", timeout=30_000)
+    editor_cards = wait_for_jobs(editor, lambda cards: all_render_jobs_ended(cards, 1), message="editor renders")
+    viewer_cards = wait_for_jobs(viewer, lambda cards: all_render_jobs_ended(cards, 1), message="viewer renders")
+    assert [(c["id"], c["state"]) for c in viewer_cards] == [(c["id"], c["state"]) for c in editor_cards]
+    activity = viewer.locator(".activity-list li").all_text_contents()
+    assert activity == editor.locator(".activity-list li").all_text_contents()
+    assert len(activity) == len(set(activity)), activity
+    expect(viewer.locator("figure.clip")).to_have_count(1)

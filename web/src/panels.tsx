@@ -30,7 +30,14 @@ export function ConnectionIndicator({ status }: { status: ConnectionStatus }) {
       break;
   }
   return (
-    <div class={`connection ${status.kind}`} role="status" aria-live="polite" data-connection={status.kind}>
+    <div
+      class={`connection ${status.kind}`}
+      role="status"
+      aria-live="polite"
+      data-connection={status.kind}
+      data-resumed={status.kind === "live" ? String(status.resumed) : undefined}
+      title={status.kind === "live" && status.resumed ? "Reconnected and caught up on every missed update" : undefined}
+    >
       <span class="dot" aria-hidden="true" />
       <span class="connection-text">{text}</span>
     </div>

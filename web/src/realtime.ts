@@ -249,7 +249,7 @@ export class LiveSession implements Session {
       this.subscribed = true;
       this.channel = frame.ch ?? this.channel;
       if (frame.role) this.store.setRole(frame.role);
-      this.store.setConnection({ kind: "live" });
+      this.store.setConnection({ kind: "live", resumed: frame.resumed === true });
       return;
     }
     const request = this.pending.get(frame.id);

@@ -24,7 +24,8 @@ export type ProjectEvent =
 
 export type ConnectionStatus =
   | { kind: "connecting" }
-  | { kind: "live" }
+  /** `resumed` is true when the server replayed the missed frames instead of a new snapshot. */
+  | { kind: "live"; resumed: boolean }
   | { kind: "reconnecting"; attempt: number; retryAt: number }
   | { kind: "closed"; reason: string };
 
