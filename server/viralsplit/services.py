@@ -76,10 +76,7 @@ class Services:
 
     async def snapshot(self, project_id: str) -> dict[str, Any]:
         """Return the project's full state as JSON-able data; raise NotFoundError for an unknown id."""
-        project = await self.store.get_project(project_id)
-        jobs = await self.store.list_jobs(project_id)
-        outputs = await self.store.list_outputs(project_id)
-        events = await self.store.list_events(project_id, SNAPSHOT_ACTIVITY)
+        project, jobs, outputs, events = await self.store.read_project_state(project_id, SNAPSHOT_ACTIVITY)
         positions = self.scheduler.queue_positions()
         return {
             "project": project_json(project),

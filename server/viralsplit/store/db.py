@@ -7,6 +7,7 @@ on the database. The database is in WAL mode with synchronous=FULL: a committed 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import json
@@ -127,6 +128,10 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        # A second connection for snapshots: in WAL mode it sees only committed data, never
+        # a transaction the scheduler has open on the main connection.
+        self._reader: aiosqlite.Connection | None = None
+        self._read_lock = asyncio.Lock()
         self._next_seq = 1
         # Token hashes by project id, so authenticate() is a dictionary lookup.
         self._token_hashes: dict[str, tuple[str, str]] = {}
@@ -154,8 +159,15 @@ class Store:
         async with self._db.execute("SELECT id, editor_hash, viewer_hash FROM projects") as cursor:
             async for row in cursor:
                 self._token_hashes[row["id"]] = (row["editor_hash"], row["viewer_hash"])
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = aiosqlite.Row
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self._reader.execute("PRAGMA query_only=ON")
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -182,6 +194,39 @@ class Store:
         async with self.db.execute("PRAGMA journal_mode") as cursor:
             row = await cursor.fetchone()
         return str(row[0]) if row else ""
+
+    async def read_project_state(
+        self, project_id: str, activity_limit: int
+    ) -> tuple[ProjectRow, list[JobRow], list[OutputRow], list[EventRow]]:
+        """Read a project with its jobs, outputs and newest events from one committed state.
+
+        Raises NotFoundError for an unknown project.
+        """
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        reader = self._reader
+        async with self._read_lock:
+            await reader.execute("BEGIN")
+            try:
+                async with reader.execute("SELECT * FROM projects WHERE id = ?", (project_id,)) as cursor:
+                    project_row = await cursor.fetchone()
+                if project_row is None:
+                    raise NotFoundError(f"project {project_id} not found")
+                async with reader.execute(
+                    "SELECT * FROM jobs WHERE project_id = ? ORDER BY created_at, seq", (project_id,)
+                ) as cursor:
+                    jobs = [_job(row) for row in await cursor.fetchall()]
+                async with reader.execute(
+                    "SELECT * FROM outputs WHERE project_id = ? ORDER BY created_at, platform, part", (project_id,)
+                ) as cursor:
+                    outputs = [_output(row) for row in await cursor.fetchall()]
+                async with reader.execute(
+                    "SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, activity_limit)
+                ) as cursor:
+                    events = [_event(row) for row in reversed(await cursor.fetchall())]
+            finally:
+                await reader.execute("COMMIT")
+        return _project(project_row), jobs, outputs, events
 
     # Transactions: `async with store.transaction():` groups writes into one commit.
 
@@ -428,7 +473,7 @@ class Store:
             "SELECT * FROM events WHERE project_id = ? ORDER BY id DESC LIMIT ?", (project_id, limit)
         ) as cursor:
             rows = await cursor.fetchall()
-        return [EventRow(r["id"], r["project_id"], r["at"], r["actor"], r["action"], r["text"], r["job_id"]) for r in reversed(rows)]
+        return [_event(row) for row in reversed(rows)]
 
     # Processes.
 
@@ -499,6 +544,10 @@ def _job(row: aiosqlite.Row) -> JobRow:
         started_at=row["started_at"],
         ended_at=row["ended_at"],
     )
+
+
+def _event(row: aiosqlite.Row) -> EventRow:
+    return EventRow(row["id"], row["project_id"], row["at"], row["actor"], row["action"], row["text"], row["job_id"])
 
 
 def _output(row: aiosqlite.Row) -> OutputRow:
