@@ -24,6 +24,11 @@ def test_form_checks_before_sending(open_page, server_factory: ServerFactory) ->
     expect(page.locator("#source-error")).to_have_text("Choose a video file or drop one here.")
     expect(page.locator("#platforms-error")).to_have_text("Pick at least one platform.")
 
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the form is {overflow} px wider than a 390 px phone screen"
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     page.get_by_label("Paste a link").check()
     page.get_by_label("Video link").fill("ftp://example.invalid/video.mp4")
     page.get_by_role("button", name="Create clips").click()
