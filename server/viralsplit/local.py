@@ -166,7 +166,7 @@ class ProgressBar:
 
 
 def format_progress_line(label: str, progress: Progress, tick: int, width: int = 24) -> str:
-    """A one-line bar: `LABEL [####----]  42%  1.9x  ETA 0:31`, or an indeterminate marker."""
+    """Format one bar line, `LABEL [####----]  42%  1.9x  ETA 0:31`, or an indeterminate one."""
     speed = f"{progress.speed:.1f}x" if progress.speed else "--x"
     if progress.fraction is None:
         position = tick % (2 * (width - 3))

@@ -57,7 +57,7 @@ class PlatformParts:
 
 @dataclasses.dataclass(frozen=True)
 class Geometry:
-    """How the displayed source frame maps onto the output frame (all sizes even, in pixels)."""
+    """Scaled sizes that map the displayed source frame onto the output frame (even pixels)."""
 
     fill: str
     width: int
@@ -115,10 +115,10 @@ class Rendition:
         return split_parts(duration_s, entry.part_length_s, self.frame_s)
 
     def force_key_frames(self) -> str:
-        """ffmpeg -force_key_frames value: a keyframe at every multiple of every part length.
+        """Build the ffmpeg -force_key_frames value: a keyframe at each multiple of each part length.
 
-        The first frame is always forced (prev_forced_t is NaN there); after that, a frame is
-        forced when its time reaches the next multiple of any part length.
+        The first frame is always forced because prev_forced_t is NaN there. After that, a
+        frame is forced when its time reaches the next multiple of any part length.
         """
         terms = ["isnan(prev_forced_t)"]
         for length in self.part_lengths:
@@ -210,7 +210,7 @@ def plan_renditions(info: MediaInfo, platforms: Sequence[str], options: PlanOpti
 
 
 def output_frame_rate(info: MediaInfo, max_fps: int) -> Fraction:
-    """The source rate, divided by the smallest integer that brings it to `max_fps` or below.
+    """Return the source rate divided by the smallest integer that brings it to `max_fps` or below.
 
     Dividing by an integer keeps motion even (60 -> 30, 50 -> 25, 59.94 -> 29.97). A still
     picture or an unknown rate gets STILL_FPS or `max_fps`, whichever is lower.

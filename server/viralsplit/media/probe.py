@@ -1,8 +1,8 @@
 """Probe a media file with ffprobe into a typed `MediaInfo`, and check the tools themselves.
 
 Only real containers are accepted. Before ffprobe runs, the file's first bytes are checked for
-text formats (HLS and other playlists, concat lists, SDP), and ffprobe itself runs with
-`-protocol_whitelist file` and a demuxer allowlist (`-format_whitelist`), so a playlist
+text formats (HLS and other playlists, concat lists, SDP). ffprobe itself then runs with
+`-protocol_whitelist file` and a demuxer allowlist (`-format_whitelist`). So a playlist
 disguised as a video never makes ffprobe open another file or a connection.
 """
 
@@ -324,7 +324,7 @@ def _video_stream(stream: dict[str, Any], width: int, height: int) -> VideoStrea
 
 
 def _stream_duration(stream: dict[str, Any]) -> float | None:
-    """The stream's duration, else Matroska's DURATION tag ("HH:MM:SS.nnnnnnnnn")."""
+    """Return the stream's duration, else Matroska's DURATION tag ("HH:MM:SS.nnnnnnnnn")."""
     duration = _positive_float(stream.get("duration"))
     if duration is not None:
         return duration

@@ -1,9 +1,10 @@
 """Render one rendition: encode once, cut parts by stream copy, verify, thumbnail, publish.
 
-Steps, all inside `work_dir`: encode the source to the rendition's size with keyframes forced
-at every part boundary; read the rendition's keyframe times; cut each platform's parts with
-the segment muxer (stream copy); check every file with ffprobe; make one JPEG thumbnail per
-part; then move the results into `out_dir` by hard link (or copy) plus atomic rename.
+All steps run inside `work_dir`. The source is encoded to the rendition's size with keyframes
+forced at every part boundary. The rendition's keyframe times are read, and the segment muxer
+cuts each platform's parts from it by stream copy. Every file is checked with ffprobe and gets
+one JPEG thumbnail. The results then move into `out_dir` by hard link (or copy) and an atomic
+rename.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ async def render_rendition(
 
 
 def safe_stem(name: str) -> str:
-    """A file-name stem with only letters, digits, dot, dash and underscore."""
+    """Replace every character but letters, digits, dot, dash and underscore in a file-name stem."""
     cleaned = re.sub(r"[^\w.-]+", "_", name, flags=re.ASCII).strip("._")
     return cleaned[:80] or "video"
 
@@ -127,7 +128,7 @@ def safe_stem(name: str) -> str:
 def build_encode_command(
     source: Path, info: MediaInfo, rendition: Rendition, output: Path, x264_preset: str
 ) -> list[str]:
-    """The ffmpeg argument list that encodes `rendition` to `output` with -progress on stdout."""
+    """Build the ffmpeg argument list that encodes `rendition` to `output`, -progress on stdout."""
     source_input = ffmpeg.input(
         "file:" + str(source.resolve()),
         f=info.demuxer,
@@ -153,8 +154,11 @@ def build_encode_command(
     video = video.filter("setsar", "1").filter("format", "yuv420p")
 
     if info.audio is not None:
-        audio = source_input[str(info.audio.index)].filter(
-            "aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo"
+        # async=1 with first_pts=0 fills gaps and a late start with silence, keeping lip sync.
+        audio = (
+            source_input[str(info.audio.index)]
+            .filter("aresample", 48000, **{"async": 1, "first_pts": 0})
+            .filter("aformat", sample_fmts="fltp", sample_rates=48000, channel_layouts="stereo")
         )
         if rendition.duration_s:
             # Pad with silence or trim so the audio ends with the video. (-shortest with an
@@ -196,7 +200,7 @@ def build_encode_command(
     }
     if info.audio is None and not rendition.duration_s:
         options["shortest"] = None
-    stream = ffmpeg.output(video, audio, "file:" + str(output), **options)
+    stream = ffmpeg.output(video, audio, "file:" + str(output.resolve()), **options)
     return stream.global_args(*_GLOBAL_ARGS, "-progress", "pipe:1").overwrite_output().compile()
 
 
@@ -355,14 +359,16 @@ async def _finish(
 ) -> list[RenderedOutput]:
     outputs: list[RenderedOutput] = []
     for number, piece in enumerate(pieces):
+        names = [_output_name(stem, platform, piece) for platform in piece.platforms]
         measured = await verify_output(
-            piece.path, Expected(rendition.width, rendition.height, piece.planned_s, piece.tolerance_s)
+            piece.path,
+            Expected(rendition.width, rendition.height, piece.planned_s, piece.tolerance_s),
+            name=", ".join(f"{name}.mp4" for name in names),
         )
         thumbnail = work_dir / f"thumb-{number}.jpg"
         await _thumbnail(piece.path, thumbnail, rendition, measured.duration_s, settings, on_process)
         on_progress(Progress(stage="thumbnail", fraction=(number + 1) / len(pieces)))
-        for platform in piece.platforms:
-            name = f"{stem}-{platform}" if piece.parts == 1 else f"{stem}-{platform}-part{piece.part.index}of{piece.parts}"
+        for platform, name in zip(piece.platforms, names):
             video_path = _publish(piece.path, out_dir / f"{name}.mp4", published)
             thumb_path = _publish(thumbnail, out_dir / f"{name}.jpg", published)
             outputs.append(
@@ -381,6 +387,12 @@ async def _finish(
     order = {platform: position for position, platform in enumerate(rendition.platforms)}
     outputs.sort(key=lambda output: (order[output.platform], output.part))
     return outputs
+
+
+def _output_name(stem: str, platform: str, piece: _Piece) -> str:
+    if piece.parts == 1:
+        return f"{stem}-{platform}"
+    return f"{stem}-{platform}-part{piece.part.index}of{piece.parts}"
 
 
 async def _thumbnail(

@@ -44,17 +44,18 @@ async def probe_output(path: Path) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-async def verify_output(path: Path, expected: Expected) -> Measured:
-    """Probe `path` and raise VerifyError naming the file and every broken rule."""
+async def verify_output(path: Path, expected: Expected, name: str | None = None) -> Measured:
+    """Probe `path` and raise VerifyError naming the output (`name`, default the file name) and every broken rule."""
+    name = name or path.name
     size = path.stat().st_size if path.exists() else 0
     if size == 0:
-        raise VerifyError(f"{path.name}: output check failed: the file is missing or empty")
+        raise VerifyError(f"{name}: output check failed: the file is missing or empty")
     data = await probe_output(path)
     problems = check_probe(data, expected)
     if not moov_before_mdat(path):
         problems.append("the moov atom is not before the media data (+faststart missing)")
     if problems:
-        raise VerifyError(f"{path.name}: output check failed: {'; '.join(problems)}")
+        raise VerifyError(f"{name}: output check failed: {'; '.join(problems)}")
     return Measured(duration_s=float(data["format"]["duration"]), size_bytes=size)
 
 
