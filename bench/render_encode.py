@@ -44,7 +44,7 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
 
 
 def plain_command(source: Path, output: Path, preset: str) -> list[str]:
-    """One 9:16 output written by hand with the engine's settings: crop fill, CRF 21, 8 Mb/s cap."""
+    """Build a hand-written command for one 9:16 output with the engine's settings (crop, CRF 21, 8 Mb/s cap)."""
     return [
         "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source),
         "-vf", "scale=3414:1920,crop=1080:1920,setsar=1,format=yuv420p",

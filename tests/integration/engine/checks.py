@@ -60,7 +60,8 @@ def check_output(
     audio = next(s for s in streams if s["codec_type"] == "audio")
 
     assert (video["width"], video["height"]) == (width, height), f"{path.name}: size {video['width']}x{video['height']}"
-    assert video["width"] % 2 == 0 and video["height"] % 2 == 0
+    assert video["width"] % 2 == 0
+    assert video["height"] % 2 == 0
     assert video.get("sample_aspect_ratio", "1:1") == "1:1", f"{path.name}: SAR {video.get('sample_aspect_ratio')}"
     assert video["codec_name"] == "h264"
     assert video["profile"] == "High", f"{path.name}: profile {video['profile']}"
@@ -78,7 +79,8 @@ def check_output(
     assert audio["sample_rate"] == "48000"
 
     atoms = top_level_atoms(path)
-    assert "moov" in atoms and "mdat" in atoms
+    assert "moov" in atoms
+    assert "mdat" in atoms
     assert atoms.index("moov") < atoms.index("mdat"), f"{path.name}: not faststart: {atoms}"
 
     if duration_s is not None:

@@ -24,11 +24,11 @@ from viralsplit.media.render import RenderSettings, render_rendition
 WAIT_S = 60.0
 
 
-def wait_until(predicate, what: str, timeout: float = WAIT_S):
+def wait_until(predicate, description: str, timeout: float = WAIT_S):
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {description}")
         time.sleep(0.05)
     return value
 

@@ -102,7 +102,8 @@ def test_presets_sizes_and_json() -> None:
     assert (PRESETS["instagram_square"].width, PRESETS["instagram_square"].height) == (1080, 1080)
     assert (PRESETS["youtube"].width, PRESETS["youtube"].height) == (1920, 1080)
     for preset in PRESETS.values():
-        assert preset.width % 2 == 0 and preset.height % 2 == 0
+        assert preset.width % 2 == 0
+        assert preset.height % 2 == 0
         assert json.loads(json.dumps(preset.to_json()))["name"] == preset.name
     assert get_preset("reels").label == "Reels"
 

@@ -122,8 +122,10 @@ def test_geometry_odd_source_even_sizes() -> None:
     geometry = compute_geometry((501, 313), 1280, 720, "pad")
     for value in (geometry.cover_width, geometry.cover_height, geometry.fit_width, geometry.fit_height):
         assert value % 2 == 0
-    assert geometry.cover_width >= 1280 and geometry.cover_height >= 720
-    assert geometry.fit_width <= 1280 and geometry.fit_height <= 720
+    assert geometry.cover_width >= 1280
+    assert geometry.cover_height >= 720
+    assert geometry.fit_width <= 1280
+    assert geometry.fit_height <= 720
 
 
 def test_rotated_source_uses_display_size() -> None:

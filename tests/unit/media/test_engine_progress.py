@@ -129,7 +129,7 @@ times = st.one_of(
 
 
 @given(st.lists(times, max_size=30), st.one_of(st.none(), st.floats(min_value=0.001, max_value=1e6)))
-def test_fraction_property(values: list[str], duration: float | None) -> None:
+def test_fraction_monotonic_any_input(values: list[str], duration: float | None) -> None:
     parser = ProgressParser(duration)
     last = 0.0
     for value in values:
