@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Iterable
 
 from viralsplit.config import parse_allowlist_entry
-from viralsplit.errors import UrlRejectedError
+from viralsplit.errors import DownloadError, UrlRejectedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,6 +48,10 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 # accepts them: "2130706433", "0177.0.0.1", "0x7f.1" and "127.1" all mean 127.0.0.1.
 _INET_ATON_PART = r"(?:0[xX][0-9a-fA-F]*|[0-9]+)"
 _INET_ATON_RE = re.compile(rf"{_INET_ATON_PART}(?:\.{_INET_ATON_PART}){{0,3}}\.?")
+
+
+class HostNotFoundError(DownloadError):
+    """A host name did not resolve: a failed lookup, not a rejection by the guard."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,8 +177,9 @@ class EgressGuard:
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
         """Resolve host and check every address; return them in resolver order.
 
-        Raises UrlRejectedError when the name does not resolve or when any of its addresses
-        is rejected, so a name that mixes public and private addresses is rejected whole.
+        Raises HostNotFoundError when the name does not resolve, and UrlRejectedError when any
+        of its addresses is rejected, so a name that mixes public and private addresses is
+        rejected whole.
         """
         addresses = await resolve_host(host, port)
         for address in addresses:
@@ -193,7 +198,7 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UrlRejectedError(f"could not resolve host {host!r}: {exc}") from None
+        raise HostNotFoundError(f"could not resolve host {host!r}: {exc}") from None
     addresses: list[IPAddress] = []
     for family, _, _, _, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -202,7 +207,7 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
         if address not in addresses:
             addresses.append(address)
     if not addresses:
-        raise UrlRejectedError(f"could not resolve host {host!r}: no IPv4 or IPv6 address")
+        raise HostNotFoundError(f"could not resolve host {host!r}: no IPv4 or IPv6 address")
     return addresses
 
 
@@ -234,11 +239,14 @@ def parse_target(url: str) -> Target:
 async def check_url(url: str, guard: EgressGuard) -> Target:
     """Check a user-supplied URL before anything connects to it.
 
-    Raises UrlRejectedError naming the URL (redacted) and the reason.
+    Raises UrlRejectedError naming the URL (redacted) and the reason, or HostNotFoundError
+    when the host name does not resolve.
     """
     target = parse_target(url)
     try:
         await guard.resolve(target.host, target.port)
+    except HostNotFoundError as exc:
+        raise HostNotFoundError(f"{redact_url(url)}: {exc}: check the address, or try again later") from None
     except UrlRejectedError as exc:
         raise UrlRejectedError(
             f"{redact_url(url)}: rejected: {exc}. ViralSplit only downloads from public "

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import urllib.parse
 
-from viralsplit.egress import EgressGuard, IPAddress, format_destination
+from viralsplit.egress import EgressGuard, HostNotFoundError, IPAddress, format_destination
 from viralsplit.errors import UrlRejectedError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class EgressProxy:
         self.rejections: list[Rejection] = []
         # Destinations admitted and connected, as "host:port" strings, in order.
         self.connections: list[str] = []
+        # Destinations that were admitted or never checked but could not be reached: failed
+        # lookups and connections, as messages.
+        self.failures: list[str] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -145,6 +148,10 @@ class EgressProxy:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
             addresses = await self.guard.resolve(host, port)
+        except HostNotFoundError as exc:
+            self.failures.append(str(exc))
+            await _send_error(writer, 502, "Bad Gateway", str(exc))
+            return None
         except UrlRejectedError as exc:
             reason = str(exc)
             self.rejections.append(Rejection(host=host, port=port, reason=reason))
@@ -163,7 +170,9 @@ class EgressProxy:
                 continue
             self.connections.append(_connection_label(host, port, address))
             return opened
-        await _send_error(writer, 502, "Bad Gateway", f"could not connect to {format_destination(host, port)}: {last_error}")
+        message = f"could not connect to {format_destination(host, port)}: {last_error}"
+        self.failures.append(message)
+        await _send_error(writer, 502, "Bad Gateway", message)
         return None
 
 

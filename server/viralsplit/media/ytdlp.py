@@ -205,6 +205,9 @@ class _Run:
                 "VIRALSPLIT_URL_ALLOWLIST"
             )
         log.warning("yt-dlp failed for %s with exit code %d: %s", self.shown, result.returncode, _scrub(result.stderr_tail[-2000:]))
+        if self.proxy.failures:
+            # yt-dlp only sees the proxy's 502; the proxy knows which lookup or connect failed.
+            return DownloadError(f"{self.shown}: {self.proxy.failures[0]}: check the address, or try again later")
         return describe_failure(result.stderr_tail, self.shown, self.config.download_socket_timeout_s)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -126,6 +127,20 @@ async def test_http_403_from_site_is_not_a_rejection(media_server: MediaServer, 
 
     assert not isinstance(caught.value, UrlRejectedError)
     assert leftover_files(tmp_path) == []
+
+
+async def test_connection_refused_message(tmp_path: Path) -> None:
+    # A port this test bound and released, so nothing listens on it.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Config(url_allowlist=(f"127.0.0.1:{port}",))
+
+    with pytest.raises(DownloadError, match=f"could not connect to 127.0.0.1:{port}") as caught:
+        await download(f"http://127.0.0.1:{port}/clip.mp4", tmp_path, config=config, on_progress=lambda _: None)
+
+    assert not isinstance(caught.value, UrlRejectedError)
+    assert "try again later" in str(caught.value)
 
 
 async def test_page_without_video_message(media_server: MediaServer, tmp_path: Path) -> None:

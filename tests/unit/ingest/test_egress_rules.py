@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import socket
 
 import pytest
 
 from viralsplit.egress import (
     EgressGuard,
+    HostNotFoundError,
     check_url,
     classify_address,
     parse_ip_literal,
@@ -187,3 +190,20 @@ def test_redact_url_keeps_video_id() -> None:
     assert redact_url("https://www.youtube.com/watch?v=dQw4w9WgXcQ&si=tracking") == (
         "https://www.youtube.com/watch?v=dQw4w9WgXcQ&si=REDACTED"
     )
+
+
+async def test_check_url_unresolvable_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lookup fails in place of the resolver, so no DNS query leaves the machine.
+    async def failing_getaddrinfo(*args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", failing_getaddrinfo)
+
+    with pytest.raises(HostNotFoundError) as caught:
+        await check_url("https://no-such-host.example/watch?v=1&key=s3cret", EgressGuard())
+
+    message = str(caught.value)
+    assert not isinstance(caught.value, UrlRejectedError)
+    assert "could not resolve host 'no-such-host.example'" in message
+    assert "key=REDACTED" in message
+    assert "s3cret" not in message
