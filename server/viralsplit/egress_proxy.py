@@ -54,8 +54,7 @@ class EgressProxy:
         self.rejections: list[Rejection] = []
         # Destinations admitted and connected, as "host:port" strings, in order.
         self.connections: list[str] = []
-        # Destinations that were admitted or never checked but could not be reached: failed
-        # lookups and connections, as messages.
+        # Failed lookups and connections, as messages; these are not rejections.
         self.failures: list[str] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
