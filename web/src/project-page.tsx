@@ -26,7 +26,7 @@ export interface Toast {
 }
 
 export function ProjectPage({ link }: { link: ProjectLink }) {
-  const store = useMemo(() => new ProjectStore(), [link]);
+  const store = useMemo(() => new ProjectStore(), [link.projectId, link.token]);
   const [session, setSession] = useState<Session | null>(null);
   const [name, setName] = useState(loadDisplayName);
   const [platforms, setPlatforms] = useState<Map<string, Platform>>(new Map());
@@ -54,7 +54,7 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
         }
       });
     return () => opened.close();
-  }, [link, store]);
+  }, [store]);
 
   useEffect(() => {
     fetchPlatforms()

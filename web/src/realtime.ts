@@ -61,8 +61,17 @@ export class LiveSession implements Session {
     private name: string,
     readonly store: ProjectStore,
   ) {
+    window.addEventListener("online", this.onOnline);
     this.connect();
   }
+
+  /** Retries at once when the browser reports that the network is back. */
+  private readonly onOnline = (): void => {
+    if (this.closed || this.socket || !this.retryTimer) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.connect();
+  };
 
   send(command: Command): Promise<void> {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN || !this.subscribed) {
@@ -97,6 +106,7 @@ export class LiveSession implements Session {
 
   close(): void {
     this.closed = true;
+    window.removeEventListener("online", this.onOnline);
     this.stopTimers();
     this.socket?.close(1000, "page closed");
     this.socket = null;
