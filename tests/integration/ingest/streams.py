@@ -25,3 +25,8 @@ def make_aes_hls(clip: Path, folder: Path, key_uri: str) -> None:
                "-hls_key_info_file", str(folder / "keyinfo"), "-hls_segment_filename", str(folder / "seg%d.ts"),
                str(folder / "index.m3u8"))
     (folder / "keyinfo").unlink()
+
+
+def probe_video_height(path: Path) -> int:
+    command = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=height", "-of", "csv=p=0", str(path)]
+    return int(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from mediaserver import MediaServer
-from streams import make_aes_hls, probe_codec_types, run_ffmpeg
+from streams import make_aes_hls, probe_codec_types, probe_video_height, run_ffmpeg
 
 from viralsplit.config import Config
 from viralsplit.errors import DownloadError, LimitExceededError, UrlRejectedError
@@ -307,3 +307,20 @@ async def test_encrypted_hls_through_ffmpeg(media_server: MediaServer, clip: Pat
     assert "video" in probe_codec_types(path)
     assert "/aes/enc.key" in media_server.hits
     assert "/aes/seg0.ts" in media_server.hits
+
+
+async def test_height_limit_picks_smaller_video(media_server: MediaServer, clip: Path, tmp_path: Path) -> None:
+    # Two video renditions (240 and 120 lines) and one audio: a 200-line limit must pick 120.
+    dash = tmp_path / "dash"
+    dash.mkdir()
+    run_ffmpeg("-i", str(clip), "-map", "0:v", "-map", "0:v", "-map", "0:a",
+               "-c:v", "libx264", "-preset", "ultrafast", "-s:v:0", "320x240", "-s:v:1", "160x120", "-c:a", "copy",
+               "-f", "dash", "-seg_duration", "1", str(dash / "manifest.mpd"))
+    media_server.directory("/dash", dash)
+    dest = tmp_path / "dest"
+
+    path = await download(f"{media_server.origin}/dash/manifest.mpd", dest,
+                          config=config_for(media_server, download_max_height=200), on_progress=lambda _: None)
+
+    assert probe_video_height(path) == 120
+    assert not any(hit.startswith("/dash/chunk-stream0") for hit in media_server.hits)
