@@ -95,14 +95,20 @@ async def _split(args: argparse.Namespace, config: Config) -> int:
 async def _resolve_input(args: argparse.Namespace, config: Config, out_dir: Path | None) -> tuple[Path, str]:
     """Return the local file to render and the name used in messages; download URLs first."""
     text: str = args.input
-    if not text.startswith(("http://", "https://")):
+    if not text.lower().startswith(("http://", "https://")):
         return Path(text), text
     from viralsplit.media.ytdlp import download
 
     folder = (out_dir or Path.cwd()) / ".viralsplit-download"
     folder.mkdir(parents=True, exist_ok=True)
     bar = ProgressBar("download", sys.stderr)
-    path = await download(text, folder, config=config, on_progress=bar.update)
+    try:
+        path = await download(text, folder, config=config, on_progress=bar.update)
+    except BaseException:
+        # download() deletes its partial files, so only the empty folder can remain.
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        raise
     bar.finish()
     return path, path.name
 

@@ -39,3 +39,4 @@ def test_split_url_rejected_without_allowlist(threaded_media_server: MediaServer
     assert "sig=REDACTED" in result.stderr
     assert "s3cret" not in result.stderr
     assert threaded_media_server.hits == []
+    assert not (tmp_path / "clips").exists()
