@@ -1,8 +1,10 @@
 """The SQLite store: projects, jobs, outputs, the event log and job processes.
 
-One aiosqlite connection runs every query on its own thread, so the event loop never blocks
-on the database. The database is in WAL mode with synchronous=FULL: a committed state change
-(a cancel in particular) survives a crash of the server and of the machine.
+aiosqlite runs each connection's queries on its own thread, so the event loop never blocks
+on the database. One connection does all writes and the reads of the scheduler; a second,
+read-only one serves snapshots. The database is in WAL mode with synchronous=FULL, so a
+committed state change (a cancel in particular) survives a crash of the server and, as far
+as the disk honours fsync, of the machine.
 """
 
 from __future__ import annotations
