@@ -206,7 +206,7 @@ class _Run:
             )
         log.warning("yt-dlp failed for %s with exit code %d: %s", self.shown, result.returncode, _scrub(result.stderr_tail[-2000:]))
         if self.proxy.failures:
-            # yt-dlp only sees the proxy's 502; the proxy knows which lookup or connect failed.
+            # yt-dlp only gets the proxy's 502, while the proxy recorded which lookup or connection failed.
             return DownloadError(f"{self.shown}: {self.proxy.failures[0]}: check the address, or try again later")
         return describe_failure(result.stderr_tail, self.shown, self.config.download_socket_timeout_s)
 
