@@ -203,9 +203,8 @@ class DownloadProgressTracker:
             self._totals[key] = sample.downloaded_bytes
 
         done = self.bytes_done
-        total = None if any(size is None for size in self._totals.values()) else sum(self._totals.values())
-        if total is not None:
-            total = max(total, done)
+        sizes = [size for size in self._totals.values() if size is not None]
+        total = max(sum(sizes), done) if len(sizes) == len(self._totals) else None
         fraction = self._fraction_of(sample, done, total)
         if fraction is not None:
             self._fraction = max(fraction, self._fraction or 0.0)
