@@ -62,6 +62,8 @@ class Upload:
         self.send = send
         self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         self.query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        # Set once receive() has been called: from then on the client may be sending the body.
+        self.body_started = False
 
     async def run(self) -> None:
         rejection = await self._check()
@@ -118,6 +120,7 @@ class Upload:
         try:
             async with aiofiles.open(temp, "wb") as file:
                 buffer = bytearray()
+                self.body_started = True
                 while True:
                     message = await self.receive()
                     if message["type"] == "http.disconnect":
@@ -170,6 +173,10 @@ class Upload:
 
     async def _drain(self, max_bytes: int) -> None:
         """Read and discard the rest of the body, up to `max_bytes` and DRAIN_TIMEOUT_S."""
+        if self.headers.get("expect", "").lower() == "100-continue" and not self.body_started:
+            # The client waits for "100 Continue" before it sends the body, so there is
+            # nothing to discard and the rejection can go out at once.
+            return
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         drained = 0
         try:
