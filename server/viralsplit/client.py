@@ -7,7 +7,7 @@
         await client.cancel(project_id, job_id)      # returns the ack or raises ServerError
 
 The client reconnects after a lost connection or a close code of the "reconnect" range, with
-exponential backoff and full jitter, and resubscribes with each project's last seq and epoch,
+exponential backoff and full jitter. It resubscribes with each project's last seq and epoch,
 so `frames()` continues with exactly the missed frames or with a fresh snapshot.
 `ProjectState` folds those frames into the current state of a project.
 """
@@ -299,7 +299,7 @@ class RealtimeClient:
         return await self.request({"t": "ping"})
 
     def project_of(self, frame: Any) -> str | None:
-        """The project id a project frame belongs to, from its channel number."""
+        """Return the id of the project a frame belongs to, found by its channel number."""
         ch = frame.get("ch") if isinstance(frame, dict) else frame[1]
         sub = self._by_ch.get(ch)
         return sub.project if sub is not None else None

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("realtime", __name__)
 
 HUB_KEY = "viralsplit.hub"
-# Frames one SSE stream may have waiting before it is ended (the client then resumes); more
-# than the hub's history, so a resume that replays all of it fits.
+# Frames one SSE stream may have waiting before it is ended, after which the client resumes.
+# It is more than the hub's history, so a resume that replays all of it fits.
 SSE_MAX_QUEUED = 2048
 # Milliseconds an EventSource waits before reconnecting (the "retry:" field).
 SSE_RETRY_MS = 2000
@@ -36,6 +36,7 @@ SSE_RETRY_MS = 2000
 
 def install(app: Quart, services: Services) -> Hub:
     """Create the hub, make it the services' EventSink and register the realtime routes."""
+    decline_permessage_deflate()
     hub = Hub(output_urls=_output_urls, presence_interval_s=services.config.presence_interval_s)
     services.events = hub
     app.extensions[HUB_KEY] = hub
@@ -46,6 +47,27 @@ def install(app: Quart, services: Services) -> Hub:
         hub.shutdown()
 
     return hub
+
+
+def decline_permessage_deflate() -> None:
+    """Make Hypercorn decline permessage-deflate (RFC 7692) offers, which browsers always send.
+
+    Measured with bench/ws_fanout.py (docs/benchmarks.md), compression cost about 155 KiB of
+    server memory per connection and half again the CPU per delivered frame, for progress
+    frames of about 20 bytes that do not get smaller. Hypercorn 0.18 has no setting for it:
+    its handshake accepts every extension of a list built from the module-level name
+    `PerMessageDeflate`, so that name is pointed at a subclass that accepts no offer.
+    """
+    from hypercorn.protocol import ws_stream
+    from wsproto.extensions import PerMessageDeflate
+
+    class DeclinedPerMessageDeflate(PerMessageDeflate):
+        def accept(self, offer: str) -> None:  # type: ignore[override]
+            return None
+
+    # NOTE: this relies on Hypercorn's internals; test_handshake checks the result.
+    if getattr(ws_stream, "PerMessageDeflate", None) is PerMessageDeflate:
+        ws_stream.PerMessageDeflate = DeclinedPerMessageDeflate  # type: ignore[misc]
 
 
 def get_hub(app: Quart) -> Hub:

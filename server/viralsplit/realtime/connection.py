@@ -2,8 +2,8 @@
 
 The ASGI server's `send` waits while the socket's buffer is full and has no timeout of its
 own (Hypercorn 0.18), so nothing but this connection's writer task ever waits on it: the hub
-only queues. The queue is bounded; a newer progress frame of a job replaces an older one that
-is still waiting, other frames are never dropped, and a connection whose queue overflows or
+only queues. The queue is bounded. A newer progress frame of a job replaces an older one that
+is still waiting, and other frames are never dropped. A connection whose queue overflows or
 whose write misses the deadline is closed with the "reconnect and resync" code.
 """
 
@@ -36,8 +36,8 @@ class Watchdog:
     """One task per event loop that checks every connection's deadlines.
 
     A timer per write or per read would cost a heap operation for every frame of every
-    socket; checking all connections once a second costs one pass, and the deadlines are
-    still met within a quarter of their length (at most 1 s late).
+    socket. Checking all connections once a second costs one pass, and each deadline is
+    still met within a quarter of its length, at most 1 s late.
     """
 
     _instances: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
@@ -81,7 +81,7 @@ class Transport(Protocol):
 
 
 class Backend(Protocol):
-    """What the socket needs from the rest of the server; api/realtime.py adapts the app's services."""
+    """Server operations a socket calls; api/realtime.py adapts the app's services to it."""
 
     async def authenticate(self, project_id: str, token: str) -> str | None:
         """Return "editor" or "viewer" for a token of the project, None otherwise."""

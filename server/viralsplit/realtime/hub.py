@@ -3,8 +3,8 @@
 The hub is the app's EventSink. For every event it builds the frame of docs/protocol.md,
 gives it the project's next sequence number, encodes it once and hands the same bytes to
 every subscriber of the project, each of which queues them without blocking. A bounded
-history per project lets a reconnecting client get exactly the frames it missed; the epoch,
-new on every start, says when that history cannot be trusted.
+history per project lets a reconnecting client get exactly the frames it missed. The epoch
+is new on every start and marks when that history cannot be trusted.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Subscriber(Protocol):
         """Queue a frame for sending; must not block or raise. `replay` marks missed frames sent on resume."""
 
     def shutdown(self) -> None:
-        """The server is stopping: close with the "server shutting down" code."""
+        """Close with the "server shutting down" code because the server is stopping."""
 
 
 @dataclasses.dataclass
@@ -84,7 +84,7 @@ class Channel:
         self.ch = ch
         self.seq = 0
         # Sequence number of the last frame that reflects a stored change (not progress or
-        # presence); a snapshot read is consistent if this did not move while it ran.
+        # presence). A snapshot read is consistent if this did not move while it ran.
         self.state_seq = 0
         self.history: collections.deque[Frame] = collections.deque(maxlen=history_size)
         self.job_numbers: dict[str, int] = {}
@@ -103,12 +103,12 @@ class Channel:
         return number
 
     def presence(self) -> tuple[list[dict[str, str]], int]:
-        """The first PRESENCE_LIST_MAX presence entries in subscription order, and the total count."""
+        """Return the first PRESENCE_LIST_MAX presence entries in subscription order, and the total count."""
         entries = [entry for entry in self.subscribers.values() if entry is not None]
         return entries[:PRESENCE_LIST_MAX], len(entries)
 
     def frames_after(self, seq: int) -> list[Frame] | None:
-        """The frames with a sequence number above `seq`, or None when history no longer has them all."""
+        """Return the frames with a sequence number above `seq`, or None when history no longer has them all."""
         if seq > self.seq:
             return None
         if seq == self.seq:
@@ -146,7 +146,7 @@ class Hub:
         channel = self.channels.get(project_id)
         if channel is None:
             # NOTE: channels live as long as the process, so a project's seq and history
-            # survive its subscribers leaving; each costs its history (at most history_size frames).
+            # survive its subscribers leaving. Each costs at most history_size frames.
             channel = Channel(project_id, self._next_ch, self.history_size)
             self._next_ch += 1
             self.channels[project_id] = channel
@@ -340,7 +340,7 @@ class Hub:
 
     async def _consistent_snapshot(self, channel: Channel, load_snapshot: SnapshotLoader) -> dict[str, Any]:
         # The job layer publishes an event after storing its change. A read during which no
-        # such event was published reflects every event up to the current seq; progress and
+        # such event was published reflects every event up to the current seq. Progress and
         # presence come from the hub itself, below. A read that kept changing after
         # SNAPSHOT_ATTEMPTS tries is used anyway: it may also show changes of frames that
         # follow it, which are absolute values, so applying them again is harmless.

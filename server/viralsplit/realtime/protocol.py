@@ -389,7 +389,7 @@ def progress_fields(frame: list[Any]) -> dict[str, Any]:
 
 
 def progress_to_json(progress: Progress) -> dict[str, Any]:
-    """The snapshot's `jobs[].progress` map: the compact frame's values by name."""
+    """Build the snapshot's `jobs[].progress` map: the compact frame's values by name."""
     return progress_fields(progress_frame(0, 0, 0, progress))
 
 
@@ -403,7 +403,7 @@ def frame_type(value: Any) -> str:
 
 
 def frame_seq(value: Any) -> int | None:
-    """The `seq` of a project frame, None for connection frames."""
+    """Return the `seq` of a project frame, None for connection frames."""
     if isinstance(value, dict):
         seq = value.get("seq")
         return seq if isinstance(seq, int) else None
