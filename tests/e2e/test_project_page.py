@@ -29,6 +29,9 @@ SHORT = VideoSpec(width=640, height=360, duration_s=4.0, fps=12)
 # A render of this takes tens of seconds at the ultrafast preset on 2 cores, so it is still
 # running when the test acts on it. Tests cancel it rather than wait for it.
 LONG = VideoSpec(width=640, height=360, duration_s=40.0, fps=15)
+ALL_THUMBNAILS_LOADED = (
+    "() => [...document.querySelectorAll('img.clip-thumb')].every((img) => img.complete && img.naturalWidth > 0)"
+)
 MEDIUM = VideoSpec(width=640, height=360, duration_s=12.0, fps=15)
 
 
@@ -93,9 +96,7 @@ def test_upload_renders_and_plays(
         expect(page.locator(".platform-group").first.locator("figure.clip")).to_have_count(2)
         thumbnails = page.locator("img.clip-thumb")
         expect(thumbnails).to_have_count(4)
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('img.clip-thumb')].every((img) => img.complete && img.naturalWidth > 0)"
-        )
+        page.wait_for_function(ALL_THUMBNAILS_LOADED)
     expect(editor.locator(".source-card dd").first).not_to_have_text("–")
     editor.screenshot(path=str(artifacts_dir / "project-done.png"), full_page=True)
     viewer.screenshot(path=str(artifacts_dir / "project-done-phone.png"), full_page=True)
@@ -235,7 +236,9 @@ def test_server_restart_reconnects_and_recovers(
     server = server_factory.start()
     port = server.url.rsplit(":", 1)[1]
     editor = open_page("Ana")
-    editor_link, viewer_link = create_project(editor, server.url, ["x"], file=media.video(MEDIUM, name="medium.mp4"))
+    # The server takes a few seconds to stop, and the render must still be running then.
+    source = media.video(VideoSpec(width=640, height=360, duration_s=24.0, fps=15), name="restart.mp4")
+    editor_link, viewer_link = create_project(editor, server.url, ["tiktok"], file=source)
     viewer = open_page("Ben")
     viewer.goto(viewer_link)
     expect_live(viewer)
@@ -245,6 +248,8 @@ def test_server_restart_reconnects_and_recovers(
     server.stop()
     for page in (editor, viewer):
         expect(page.locator(".connection")).to_contain_text("Reconnecting", timeout=5000)
+    # The page keeps the last state it knew, which proves the server stopped mid-render.
+    assert [card["state"] for card in render_jobs(viewer)] == ["running"]
     viewer.screenshot(path=str(artifacts_dir / "project-reconnecting.png"), full_page=False)
 
     # The same port, so the pages' origin stays the same; the same data dir, so the job survives.
@@ -255,6 +260,7 @@ def test_server_restart_reconnects_and_recovers(
         cards = wait_for_jobs(page, lambda cards: all_render_jobs_ended(cards, 1), message="render after restart")
         assert [card["state"] for card in cards] == ["succeeded"] * len(cards)
         expect(page.locator("img.clip-thumb")).to_have_count(1)
+        page.wait_for_function(ALL_THUMBNAILS_LOADED)
 
 
 def test_pasted_url_shows_download(

@@ -203,7 +203,10 @@ export function NewProjectPage() {
               event.preventDefault();
               setDragging(true);
             }}
-            onDragLeave={() => setDragging(false)}
+            onDragLeave={(event) => {
+              // Moving onto a child element also fires dragleave on the zone itself.
+              if (!event.currentTarget.contains(event.relatedTarget as Node | null)) setDragging(false);
+            }}
             onDrop={onDrop}
           >
             <input

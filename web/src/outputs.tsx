@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { mediaUrl } from "./api";
 import { formatBytes, formatDuration } from "./format";
 import type { Output, Snapshot } from "./types";
@@ -40,6 +40,7 @@ function partsSummary(ready: number, total: number): string {
 export function OutputsSection(props: {
   snapshot: Snapshot | null;
   token: string;
+  liveCount: number;
   platformLabel: (name: string) => string;
 }) {
   const outputs = props.snapshot?.outputs ?? [];
@@ -73,7 +74,7 @@ export function OutputsSection(props: {
             </div>
             <div class="clip-grid">
               {parts.map((output) => (
-                <Clip key={output.id} output={output} token={props.token}
+                <Clip key={output.id} output={output} token={props.token} liveCount={props.liveCount}
                   title={`${props.platformLabel(platform)}${output.parts > 1 ? ` part ${output.part}` : ""}`} />
               ))}
             </div>
@@ -84,7 +85,25 @@ export function OutputsSection(props: {
   );
 }
 
-function Clip({ output, token, title }: { output: Output; token: string; title: string }) {
+/**
+ * An image that loads again after the socket reconnects if it failed before, because a
+ * thumbnail that was requested while the server was down otherwise stays broken.
+ */
+export function RetryingImage(props: { src: string; alt: string; class?: string; liveCount: number }) {
+  const [failedAt, setFailedAt] = useState<number | null>(null);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    if (failedAt != null && props.liveCount > failedAt) {
+      setFailedAt(null);
+      setAttempt((value) => value + 1);
+    }
+  }, [props.liveCount, failedAt]);
+  const src = attempt > 0 ? `${props.src}${props.src.includes("?") ? "&" : "?"}attempt=${attempt}` : props.src;
+  return <img src={src} alt={props.alt} class={props.class} onError={() => setFailedAt(props.liveCount)} />;
+}
+
+function Clip(props: { output: Output; token: string; title: string; liveCount: number }) {
+  const { output, token, title } = props;
   const [playing, setPlaying] = useState(false);
   const thumbnail = output.thumbnail_url ? mediaUrl(output.thumbnail_url, token) : undefined;
   return (
@@ -103,7 +122,7 @@ function Clip({ output, token, title }: { output: Output; token: string; title: 
         ) : (
           <button type="button" class="play" onClick={() => setPlaying(true)} aria-label={`Play ${title}`}>
             {thumbnail ? (
-              <img src={thumbnail} alt={`${title} thumbnail`} class="clip-thumb" />
+              <RetryingImage src={thumbnail} alt={`${title} thumbnail`} class="clip-thumb" liveCount={props.liveCount} />
             ) : (
               <span class="thumb-placeholder" />
             )}

@@ -4,7 +4,7 @@ import { editorLink, viewerLink, type ProjectLink } from "./links";
 import type { ConnectionStatus } from "./state";
 import type { Activity, Member, Role } from "./types";
 
-export function ConnectionIndicator({ status }: { status: ConnectionStatus }) {
+export function ConnectionIndicator({ status, onRetry }: { status: ConnectionStatus; onRetry: () => void }) {
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
     if (status.kind !== "reconnecting") return;
@@ -40,6 +40,9 @@ export function ConnectionIndicator({ status }: { status: ConnectionStatus }) {
     >
       <span class="dot" aria-hidden="true" />
       <span class="connection-text">{text}</span>
+      {status.kind === "reconnecting" && status.retryAt - now > 1500 && (
+        <button type="button" class="link" onClick={onRetry}>Retry now</button>
+      )}
     </div>
   );
 }

@@ -8,7 +8,7 @@ import { orderJobs, ProjectStore, type ProjectState } from "./state";
 import type { Platform, Snapshot } from "./types";
 import { ActivityFeed, ConnectionIndicator, Presence, SharePanel } from "./panels";
 import { JobCard } from "./job-card";
-import { OutputsSection } from "./outputs";
+import { OutputsSection, RetryingImage } from "./outputs";
 
 function useStore(store: ProjectStore): ProjectState {
   const [state, setState] = useState(store.current);
@@ -92,6 +92,8 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
     session?.rename(trimmed);
   };
 
+  useDocumentTitle(state.snapshot);
+
   if (state.fatal) {
     return (
       <div class="card fatal" role="alert">
@@ -122,12 +124,12 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
             {state.role && <span class={`role-badge ${state.role}`}>{state.role}</span>}
           </p>
         </div>
-        <ConnectionIndicator status={state.connection} />
+        <ConnectionIndicator status={state.connection} onRetry={() => session?.retryNow()} />
       </div>
 
       <div class="project-grid">
         <div class="project-main">
-          <SourceCard snapshot={snapshot} token={link.token} />
+          <SourceCard snapshot={snapshot} token={link.token} liveCount={state.liveCount} />
           <JobsSection
             snapshot={snapshot}
             canEdit={canEdit}
@@ -138,6 +140,7 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
           <OutputsSection
             snapshot={snapshot}
             token={link.token}
+            liveCount={state.liveCount}
             platformLabel={platformLabel}
           />
         </div>
@@ -159,6 +162,20 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
   );
 }
 
+/** Shows the project and the progress of its running jobs in the browser tab. */
+function useDocumentTitle(snapshot: Snapshot | null): void {
+  const title = snapshot?.project.title;
+  const running = snapshot?.jobs.filter((job) => job.state === "running" && job.progress?.fraction != null) ?? [];
+  const percent = running.length
+    ? Math.floor((100 * running.reduce((sum, job) => sum + (job.progress?.fraction ?? 0), 0)) / running.length)
+    : null;
+  useEffect(() => {
+    const name = title ? `${title} · ViralSplit` : "ViralSplit";
+    document.title = percent != null ? `${percent}% · ${name}` : name;
+  }, [title, percent]);
+  useEffect(() => () => void (document.title = "ViralSplit"), []);
+}
+
 function readNumber(info: Record<string, unknown> | null, ...keys: string[]): number | null {
   if (!info) return null;
   for (const key of keys) {
@@ -171,7 +188,8 @@ function readNumber(info: Record<string, unknown> | null, ...keys: string[]): nu
   return null;
 }
 
-function SourceCard({ snapshot, token }: { snapshot: Snapshot | null; token: string }) {
+function SourceCard(props: { snapshot: Snapshot | null; token: string; liveCount: number }) {
+  const { snapshot, token } = props;
   const project = snapshot?.project;
   const info = (project?.info ?? null) as Record<string, unknown> | null;
   const width = readNumber(info, "video.display_width", "display_width", "width");
@@ -187,7 +205,7 @@ function SourceCard({ snapshot, token }: { snapshot: Snapshot | null; token: str
   return (
     <section class="card source-card" aria-labelledby="source-title">
       <div class="source-thumb" style={{ aspectRatio: shape }}>
-        {thumbnail ? <img src={mediaUrl(thumbnail, token)} alt="" /> : <span class="thumb-placeholder" />}
+        {thumbnail ? <RetryingImage src={mediaUrl(thumbnail, token)} alt="" liveCount={props.liveCount} /> : <span class="thumb-placeholder" />}
       </div>
       <div class="source-body">
         <h2 id="source-title" class="eyebrow">Source</h2>

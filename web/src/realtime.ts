@@ -65,13 +65,15 @@ export class LiveSession implements Session {
     this.connect();
   }
 
-  /** Retries at once when the browser reports that the network is back. */
-  private readonly onOnline = (): void => {
+  retryNow(): void {
     if (this.closed || this.socket || !this.retryTimer) return;
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.connect();
-  };
+  }
+
+  /** Retries at once when the browser reports that the network is back. */
+  private readonly onOnline = (): void => this.retryNow();
 
   send(command: Command): Promise<void> {
     if (!this.socket || this.socket.readyState !== WebSocket.OPEN || !this.subscribed) {

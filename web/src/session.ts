@@ -13,6 +13,8 @@ export interface Session {
   send(command: Command): Promise<void>;
   /** Changes the display name others see; takes effect on the open connection. */
   rename(name: string): void;
+  /** Skips the rest of the reconnect delay and tries at once. */
+  retryNow(): void;
   close(): void;
 }
 

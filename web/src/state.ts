@@ -35,6 +35,8 @@ export interface ProjectState {
   connection: ConnectionStatus;
   /** The role the server granted this link's token; null until the subscribe ack arrives. */
   role: Role | null;
+  /** Times the socket has become live; media that failed to load retries when it grows. */
+  liveCount: number;
   /** A fatal problem with the link itself (wrong token, unknown project). */
   fatal: string | null;
 }
@@ -214,6 +216,7 @@ export class ProjectStore {
     members: [],
     connection: { kind: "connecting" },
     role: null,
+    liveCount: 0,
     fatal: null,
   };
   private readonly listeners = new Set<() => void>();
@@ -247,7 +250,8 @@ export class ProjectStore {
   }
 
   setConnection(connection: ConnectionStatus): void {
-    this.set({ connection });
+    const becameLive = connection.kind === "live" && this.state.connection.kind !== "live";
+    this.set({ connection, liveCount: this.state.liveCount + (becameLive ? 1 : 0) });
   }
 
   setRole(role: Role): void {
