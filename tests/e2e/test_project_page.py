@@ -144,7 +144,8 @@ def test_viewer_sees_cancel_within_a_second(
         message="render running",
     )
     render = render_cards(jobs(editor))[0]
-    editor.get_by_role("button", name=f"Cancel {render['title']}").click()
+    editor.get_by_role("button", name=f"Cancel {render['title']}").focus()
+    editor.keyboard.press("Enter")
     started = time.monotonic()
 
     card = viewer.locator(f'article.job-card[data-job-id="{render["id"]}"]')
@@ -158,6 +159,8 @@ def test_viewer_sees_cancel_within_a_second(
     expect(editor.locator(f'article.job-card[data-job-id="{render["id"]}"]')).to_have_attribute(
         "data-state", "cancelled"
     )
+    # The Cancel button is gone, so keyboard focus moved to the job's card.
+    editor.wait_for_function(f"() => document.activeElement.dataset.jobId === {render['id']!r}")
 
     # Retry brings the cancelled job back for everyone; cancel it again to end the test.
     editor.get_by_role("button", name=f"Retry {render['title']}").click()

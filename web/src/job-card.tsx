@@ -48,6 +48,12 @@ function progressFacts(job: Job, progress: Progress | null): string[] {
   return facts;
 }
 
+function percentLabel(job: Job, fraction: number | null): string {
+  if (job.state === "running" || job.state === "succeeded") return formatPercent(fraction);
+  if (job.state === "queued") return "0%";
+  return "–";
+}
+
 export function JobCard(props: {
   job: Job;
   queueIndex: number | null;
@@ -58,8 +64,9 @@ export function JobCard(props: {
 }) {
   const { job, canEdit, pending, run } = props;
   const progress = job.progress;
-  const fraction =
-    job.state === "succeeded" ? 1 : job.state === "running" ? (progress?.fraction ?? null) : null;
+  let fraction: number | null = null;
+  if (job.state === "succeeded") fraction = 1;
+  else if (job.state === "running") fraction = progress?.fraction ?? null;
   const showBar = job.state === "running" || job.state === "succeeded";
   const title = jobTitle(job, props.platformLabel);
   const stage =
@@ -74,6 +81,7 @@ export function JobCard(props: {
       data-job-id={job.id}
       data-state={job.state}
       data-kind={job.kind}
+      tabIndex={-1}
       aria-label={`${title}: ${STATE_LABELS[job.state]}`}
     >
       <header class="job-head">
@@ -104,7 +112,7 @@ export function JobCard(props: {
           <progress class={`idle ${job.state}`} max={1} value={job.state === "queued" ? 0 : fraction ?? 0}
             aria-label={`${title} progress`} />
         )}
-        <span class="percent">{showBar ? formatPercent(fraction) : job.state === "queued" ? "0%" : "–"}</span>
+        <span class="percent">{percentLabel(job, fraction)}</span>
       </div>
       <p class="job-facts muted">{progressFacts(job, progress).join(" · ") || " "}</p>
       {job.state === "failed" && job.error && <p class="error-text job-error">{job.error}</p>}

@@ -342,11 +342,16 @@ export function NewProjectPage() {
       <FieldError id="form-error" message={errors.form} />
       <div class="actions">
         <button class="primary big" type="submit" disabled={busy}>
-          {busy ? (upload ? "Uploading…" : "Creating…") : "Create clips"}
+          {submitLabel(busy, upload != null)}
         </button>
       </div>
     </form>
   );
+}
+
+function submitLabel(busy: boolean, uploading: boolean): string {
+  if (!busy) return "Create clips";
+  return uploading ? "Uploading…" : "Creating…";
 }
 
 function FieldError({ id, message }: { id: string; message?: string }) {

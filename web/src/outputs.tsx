@@ -86,8 +86,8 @@ export function OutputsSection(props: {
 }
 
 /**
- * An image that loads again after the socket reconnects if it failed before, because a
- * thumbnail that was requested while the server was down otherwise stays broken.
+ * Renders an image that loads again after the socket reconnects if it failed before, because
+ * a thumbnail that was requested while the server was down otherwise stays broken.
  */
 export function RetryingImage(props: { src: string; alt: string; class?: string; liveCount: number }) {
   const [failedAt, setFailedAt] = useState<number | null>(null);

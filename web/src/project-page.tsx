@@ -41,8 +41,8 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
     }
     const opened = openSession(link.projectId, link.token, loadDisplayName(), store);
     setSession(opened);
-    // The REST snapshot paints the page while the socket connects; the socket's own snapshot
-    // replaces it, and only that one anchors the sequence numbers of later frames.
+    // The REST snapshot paints the page while the socket connects. The socket's own snapshot
+    // replaces it, because only that one anchors the sequence numbers of later frames.
     fetchSnapshot(link.projectId, link.token)
       .then((snapshot) => {
         if (!store.current.snapshot) store.replaceSnapshot(snapshot);
@@ -73,6 +73,12 @@ export function ProjectPage({ link }: { link: ProjectLink }) {
     setPending((current) => new Set(current).add(key));
     try {
       await session.send(command);
+      // The button that was pressed may be gone now (Cancel on a cancelled job), so keyboard
+      // focus moves to the job's card instead of falling back to the top of the page.
+      requestAnimationFrame(() => {
+        if (document.activeElement && document.activeElement !== document.body) return;
+        document.querySelector<HTMLElement>(`article[data-job-id="${CSS.escape(key)}"]`)?.focus();
+      });
     } catch (error) {
       showToast(error instanceof Error ? error.message : String(error));
     } finally {
@@ -197,8 +203,7 @@ function SourceCard(props: { snapshot: Snapshot | null; token: string; liveCount
   const duration = readNumber(info, "duration_s", "duration");
   const size = project?.source?.size_bytes ?? readNumber(info, "size_bytes", "size");
   const fps = frameRate(info);
-  const orientation =
-    width && height ? (width > height ? "Landscape" : width < height ? "Portrait" : "Square") : null;
+  const orientation = width && height ? orientationOf(width, height) : null;
   const thumbnail = snapshot ? sourceThumbnail(snapshot, width && height ? width / height : null) : null;
   const shape = width && height ? `${width} / ${height}` : "16 / 9";
 
@@ -222,6 +227,12 @@ function SourceCard(props: { snapshot: Snapshot | null; token: string; liveCount
       </div>
     </section>
   );
+}
+
+function orientationOf(width: number, height: number): string {
+  if (width > height) return "Landscape";
+  if (width < height) return "Portrait";
+  return "Square";
 }
 
 /** Reads the average frame rate, which MediaInfo stores as ffprobe's "num/den" text. */
