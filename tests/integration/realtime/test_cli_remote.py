@@ -1,0 +1,53 @@
+"""`viralsplit submit` and `viralsplit watch` against a real server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import QUICK_VIDEO, create_project
+
+
+def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "viralsplit", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_submit_uploads_and_follows_to_the_end(server, media) -> None:
+    video = media.video(QUICK_VIDEO)
+    result = run_cli("submit", str(video), "--server", server.url, "--platform", "tiktok", "--platform", "x", "--name", "ci")
+    assert result.returncode == 0, result.stderr
+    assert "uploaded" in result.stderr
+    assert "TikTok 1080x1920: succeeded" in result.stderr
+    assert result.stderr.count("output ") >= 2
+    assert "ci uploaded" in server.log_text() or "upload to project" in server.log_text()
+
+
+def test_submit_missing_file_exits_2(server, tmp_path) -> None:
+    result = run_cli("submit", str(tmp_path / "missing.mp4"), "--server", server.url)
+    assert result.returncode == 2
+    assert "file not found" in result.stderr
+
+
+def test_watch_ended_project_and_wrong_token(server, media) -> None:
+    video = media.video(QUICK_VIDEO)
+    submitted = run_cli("submit", str(video), "--server", server.url, "--platform", "x")
+    assert submitted.returncode == 0, submitted.stderr
+    project_id = submitted.stderr.split("project ", 1)[1].split(":", 1)[0]
+    token = submitted.stderr.split("#token=", 1)[1].split()[0]
+
+    watched = run_cli("watch", project_id, "--server", server.url, "--token", token, timeout=30)
+    assert watched.returncode == 0, watched.stderr
+    assert "output x part 1/1" in watched.stderr
+
+    other = create_project(server, ["x"])
+    denied = run_cli("watch", project_id, "--server", server.url, "--token", other.viewer, timeout=30)
+    assert denied.returncode == 1
+    assert "unauthorized" in denied.stderr
+
+
+def test_watch_fails_when_job_fails(server, media, tmp_path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 4096)
+    result = run_cli("submit", str(broken), "--server", server.url, "--platform", "x")
+    assert result.returncode == 1
+    assert "failed" in result.stderr
