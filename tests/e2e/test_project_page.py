@@ -107,7 +107,9 @@ def test_upload_renders_and_plays(
     downloads = []
     editor.context.on("download", lambda download: downloads.append(download))
     editor.locator('.platform-group[data-platform="tiktok"]').get_by_role("button", name="Download all").click()
-    editor.wait_for_timeout(1500)
+    deadline = time.monotonic() + 10
+    while len(downloads) < 2 and time.monotonic() < deadline:
+        editor.wait_for_timeout(100)
     names = sorted(download.suggested_filename for download in downloads)
     assert names == ["holiday-tiktok-part-1-of-2.mp4", "holiday-tiktok-part-2-of-2.mp4"], names
 
