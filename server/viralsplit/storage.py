@@ -118,6 +118,22 @@ class Storage:
         if outputs:
             self.remove_tree(self.output_dir(project_id, job_id))
 
+    def remove_empty_job_dirs(self, project_id: str, job_id: str) -> bool:
+        """Remove a job's scratch and output folders if they are empty or absent; return False if one holds files.
+
+        A cancelled render has already deleted its own files, so this usually finishes with
+        two rmdir calls, cheap enough for the event loop; the caller falls back to
+        `remove_job_files` in a worker thread when it returns False.
+        """
+        for folder in (self.work_dir(project_id, job_id), self.output_dir(project_id, job_id)):
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return True
+
     def remove_jobs_files(self, jobs: Iterable[tuple[str, str]]) -> None:
         """Delete the scratch and output folders of each (project id, job id)."""
         for project_id, job_id in jobs:

@@ -132,6 +132,7 @@ class Scheduler:
             running = list(self._running.values())
             for job in running:
                 job.stopping = True
+                _hasten_exit(job.pgids)
                 if job.task is not None:
                     job.task.cancel()
             await self._wait_stopped(running)
@@ -316,6 +317,7 @@ class Scheduler:
             current = self._running.get(job.id)
             if current is not None:
                 current.stopping = True
+                _hasten_exit(current.pgids)
                 if current.task is not None:
                     current.task.cancel()
                 running.append(current)
@@ -325,16 +327,20 @@ class Scheduler:
         # server's next start: recovery skips them because their start times no longer match.
         for current in running:
             self._running.pop(current.job_id, None)
-        await run_blocking(self.storage.remove_jobs_files, [(job.project_id, job.id) for job in targets])
+        leftovers = [(job.project_id, job.id) for job in targets if not self.storage.remove_empty_job_dirs(job.project_id, job.id)]
+        if leftovers:
+            await run_blocking(self.storage.remove_jobs_files, leftovers)
+        cleaned = time.monotonic()
         for job in targets:
             self._count_finished(JobState.CANCELLED)
         log.info(
-            "cancelled %s by %s in %.0f ms (commit %.0f ms, processes stopped %.0f ms)",
+            "cancelled %s by %s in %.0f ms (commit %.0f ms, processes stopped %.0f ms, files removed %.0f ms)",
             ", ".join(job.id for job in targets) or "nothing",
             actor.name,
-            (time.monotonic() - started) * 1000,
+            (cleaned - started) * 1000,
             (committed - started) * 1000,
             (stopped - committed) * 1000,
+            (cleaned - stopped) * 1000,
         )
 
         for job in targets:
@@ -548,6 +554,20 @@ class _Hooks(JobHooks):
 
     def on_process(self, pid: int) -> None:
         self._scheduler._on_process(self._running, pid)
+
+
+def _hasten_exit(pgids: Iterable[int]) -> None:
+    """Set nice 0 on process groups about to be killed.
+
+    A process handles SIGKILL only when it is next scheduled, and at nice 10 on a busy
+    machine that can take hundreds of milliseconds. Lowering the nice value needs
+    CAP_SYS_NICE (or RLIMIT_NICE), so without it the kill simply waits its turn.
+    """
+    for pgid in pgids:
+        try:
+            os.setpriority(os.PRIO_PGRP, pgid, 0)
+        except (PermissionError, ProcessLookupError):
+            pass
 
 
 def process_start_ticks(pid: int) -> int | None:
