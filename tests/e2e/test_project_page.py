@@ -180,6 +180,14 @@ def test_presence_follows_rename(open_page, server_factory: ServerFactory, media
     viewer.goto(viewer_link)
     expect_live(viewer)
 
+    # The share buttons put the links on the clipboard.
+    editor.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    editor.get_by_role("button", name="Copy viewer link").click()
+    expect(editor.get_by_role("status").filter(has_text="Viewer link copied")).to_be_visible()
+    assert editor.evaluate("() => navigator.clipboard.readText()") == viewer_link
+    editor.get_by_role("button", name="Copy editor link").click()
+    assert editor.evaluate("() => navigator.clipboard.readText()") == editor.url
+
     members = editor.locator(".members .member")
     expect(members).to_have_count(2)
     expect(editor.locator(".members")).to_contain_text("Ben")
