@@ -132,3 +132,28 @@ def test_wrong_token_shows_message(open_page, server_factory: ServerFactory) -> 
     expect(page.get_by_role("heading", name="This project cannot be opened")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("This link is not valid")
     expect(page.get_by_role("link", name="Start a new project")).to_be_visible()
+
+
+def test_form_reachable_by_keyboard(open_page, server_factory: ServerFactory) -> None:
+    server = server_factory.start()
+    page = open_page()
+    page.goto(server.url + "/")
+    page.locator('input[name="platforms"]').first.wait_for()
+
+    focused: list[str] = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused.append(
+            page.evaluate(
+                "() => { const e = document.activeElement; return `${e.tagName}:${e.name || e.type || e.textContent}`; }"
+            )
+        )
+    for expected in ("INPUT:source-mode", "INPUT:file", "INPUT:platforms", "INPUT:fill", "INPUT:part_length",
+                     "INPUT:title", "BUTTON:submit"):
+        assert expected in focused, f"{expected} never received focus; order was {focused}"
+
+    # Space on a focused platform toggles it, as on any checkbox.
+    box = page.locator('input[name="platforms"][value="x"]')
+    box.focus()
+    page.keyboard.press("Space")
+    expect(box).to_be_checked()
