@@ -32,7 +32,8 @@ def create_app(config: Config) -> Quart:
     install_error_handlers(app)
     app.register_blueprint(projects.blueprint)
     app.register_blueprint(metrics.blueprint)
-    realtime.install(app, services)
+    hub = realtime.install(app, services)
+    services.metric_collectors.append(lambda: metrics.realtime_metrics(hub))
     # Registered last: its catch-all route serves files of the built SPA.
     app.register_blueprint(web.blueprint)
     app.asgi_app = UploadMiddleware(app.asgi_app, services)  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, Response, current_app
 
 from viralsplit.jobs.model import JobState
+from viralsplit.realtime.hub import Hub
 from viralsplit.services import Services, get_services
 
 blueprint = Blueprint("metrics", __name__)
@@ -49,3 +50,19 @@ async def render_metrics(services: Services) -> list[str]:
     for collector in services.metric_collectors:
         lines += list(collector())
     return lines
+
+
+def realtime_metrics(hub: Hub) -> list[str]:
+    """Return the realtime hub's connection, subscription and frame counts as metric lines."""
+    channels = list(hub.channels.values())
+    return [
+        "# HELP viralsplit_connections Open WebSocket connections.",
+        "# TYPE viralsplit_connections gauge",
+        f"viralsplit_connections {len(hub.connections)}",
+        "# HELP viralsplit_subscriptions Project subscriptions of WebSocket connections and SSE streams.",
+        "# TYPE viralsplit_subscriptions gauge",
+        f"viralsplit_subscriptions {sum(len(channel.subscribers) for channel in channels)}",
+        "# HELP viralsplit_frames_published_total Frames the hub published to project channels since the start.",
+        "# TYPE viralsplit_frames_published_total counter",
+        f"viralsplit_frames_published_total {sum(channel.seq for channel in channels)}",
+    ]

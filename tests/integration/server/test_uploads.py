@@ -126,6 +126,8 @@ def test_service_endpoints(server_factory: ServerFactory, api_for: Any) -> None:
     assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert 'viralsplit_jobs{state="queued"} 0' in metrics.text
     assert "viralsplit_upload_bytes_total 0" in metrics.text
+    assert "viralsplit_connections 0" in metrics.text
+    assert "viralsplit_frames_published_total" in metrics.text
     assert "/api/projects/{project_id}" in openapi["paths"]
     assert docs.status_code == 200
     assert share_page.status_code == 200
