@@ -98,6 +98,7 @@ def test_upload_renders_and_plays(
         expect(thumbnails).to_have_count(4)
         page.wait_for_function(ALL_THUMBNAILS_LOADED)
     expect(editor.locator(".source-card dd").first).not_to_have_text("–")
+    expect(viewer.locator('.activity-list li[data-action="upload"]')).to_contain_text("Ana uploaded")
     editor.screenshot(path=str(artifacts_dir / "project-done.png"), full_page=True)
     viewer.screenshot(path=str(artifacts_dir / "project-done-phone.png"), full_page=True)
     overflow = viewer.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")

@@ -134,6 +134,7 @@ export function uploadSource(
   projectId: string,
   token: string,
   file: File,
+  displayName: string,
   onProgress: (progress: UploadProgress) => void,
 ): Upload {
   const xhr = new XMLHttpRequest();
@@ -143,6 +144,9 @@ export function uploadSource(
     xhr.open("PUT", `/api/projects/${encodeURIComponent(projectId)}/source?name=${name}`);
     xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    // The activity feed names the uploader. Header values must be Latin-1, so other names
+    // are left out and the server writes "an editor".
+    if (/^[\x20-\x7e]+$/.test(displayName)) xhr.setRequestHeader("X-Viralsplit-Name", displayName);
     xhr.upload.onprogress = (event) => {
       const now = performance.now();
       samples.push({ at: now, loaded: event.loaded });

@@ -9,7 +9,7 @@ import {
 } from "./api";
 import { navigate } from "./app";
 import { aspectRatio, formatBytes, formatDuration, formatPercent, formatRate } from "./format";
-import { editorLink, rememberTokens } from "./links";
+import { editorLink, loadDisplayName, rememberTokens } from "./links";
 import type { Platform } from "./types";
 
 type SourceMode = "file" | "url";
@@ -133,7 +133,7 @@ export function NewProjectPage() {
       rememberTokens(created.id, { editor: created.editorToken, viewer: created.viewerToken });
       if (mode === "file") {
         setUpload({ loaded: 0, total: file!.size, bytesPerSecond: null });
-        const running = uploadSource(created.id, created.editorToken, file!, setUpload);
+        const running = uploadSource(created.id, created.editorToken, file!, loadDisplayName(), setUpload);
         uploadRef.current = running;
         await running.done;
         uploadRef.current = null;
