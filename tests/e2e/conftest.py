@@ -154,7 +154,7 @@ def slow_media_server() -> Iterator[object]:
 class CuttableProxy:
     """A TCP forwarder on 127.0.0.1 whose connections the test can cut, as a network drop would.
 
-    While `refusing` is set, new connections are closed as soon as they are accepted.
+    While `rejecting` is set, new connections are closed as soon as they are accepted.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -162,7 +162,7 @@ class CuttableProxy:
         import threading
 
         self.upstream_port = upstream_port
-        self.refusing = False
+        self.rejecting = False
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -183,7 +183,7 @@ class CuttableProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if self.refusing:
+            if self.rejecting:
                 client.close()
                 continue
             try:

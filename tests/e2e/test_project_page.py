@@ -309,11 +309,11 @@ def test_network_drop_resumes_without_gaps(
                   message="render running")
 
     # The render goes on while the viewer is cut off, so it misses frames.
-    proxy.refusing = True
+    proxy.rejecting = True
     proxy.cut()
     expect(viewer.locator(".connection")).to_contain_text("Reconnecting", timeout=5000)
     viewer.wait_for_timeout(1500)
-    proxy.refusing = False
+    proxy.rejecting = False
 
     # Same server, same epoch: the server replays the missed frames rather than a snapshot.
     expect(viewer.locator(".connection")).to_have_attribute("data-resumed", "true", timeout=30_000)

@@ -150,10 +150,10 @@ export function SharePanel(props: {
       : link.viewerToken ? viewerLink(link.projectId, link.viewerToken) : null;
   const editor = role === "editor" ? editorLink(link.projectId, link.token, link.viewerToken) : null;
 
-  const copy = async (what: string, url: string) => {
+  const copy = async (label: string, url: string) => {
     if (await copyText(url)) {
       setShown(null);
-      props.onCopied(`${what} link copied.`);
+      props.onCopied(`${label} link copied.`);
     } else {
       // The clipboard needs permission or a secure page; show the link to copy by hand.
       setShown(url);
