@@ -136,7 +136,8 @@ class RealtimeClient:
         if self.tokens:
             hello["tokens"] = self.tokens
         await ws.send(protocol.encode(hello))
-        reply = msgpack.unpackb(await asyncio.wait_for(ws.recv(), self.open_timeout))
+        async with asyncio.timeout(self.open_timeout):
+            reply = msgpack.unpackb(await ws.recv())
         if reply.get("t") != "welcome":
             await ws.close()
             raise ServerError(reply.get("code", "unknown"), reply.get("message", "no welcome from the server"))
@@ -146,12 +147,18 @@ class RealtimeClient:
 
     async def close(self) -> None:
         self._ended = self._ended or ConnectionEnded(1000, "closed by the client")
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        # Closing the socket first ends the runner's receive loop, and _ended stops it from
+        # reconnecting. A runner cancelled inside asyncio.wait_for hung in tests on Python 3.11.7.
         if self._ws is not None:
             await self._ws.close()
+        if self._runner is not None:
+            try:
+                async with asyncio.timeout(5.0):
+                    await asyncio.shield(self._runner)
+            except TimeoutError:
+                self._runner.cancel()
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the runner is over either way
+                pass
         self._fail_pending(self._ended)
         self._frames.put_nowait(None)
 
@@ -161,6 +168,8 @@ class RealtimeClient:
             opened_at = time.monotonic()
             code, reason = await self._serve_socket()
             self._connected.clear()
+            if self._ended is not None:
+                return
             self._fail_pending(ConnectionError(f"connection lost (code {code})"))
             if not self.reconnect or code in protocol.FINAL_CLOSE_CODES:
                 self._ended = ConnectionEnded(code, reason)
@@ -194,7 +203,8 @@ class RealtimeClient:
         pinger = asyncio.create_task(self._ping_loop(ws, heartbeat_s))
         try:
             while True:
-                data = await asyncio.wait_for(ws.recv(), protocol_silence(heartbeat_s))
+                async with asyncio.timeout(protocol_silence(heartbeat_s)):
+                    data = await ws.recv()
                 self._handle(msgpack.unpackb(data, raw=False))
         except TimeoutError:
             await ws.close()
@@ -251,12 +261,13 @@ class RealtimeClient:
         """Send a command and return its ack; raise ServerError for an error reply."""
         if self._ended is not None:
             raise self._ended
-        await asyncio.wait_for(self._connected.wait(), REQUEST_TIMEOUT_S)
-        request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        await self._ws.send(protocol.encode({**frame, "id": request_id}))
-        return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+            await self._connected.wait()
+            request_id = next(self._ids)
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending[request_id] = future
+            await self._ws.send(protocol.encode({**frame, "id": request_id}))
+            return await future
 
     def _subscribe_frame(self, request_id: int, sub: _Subscription) -> dict[str, Any]:
         frame: dict[str, Any] = {"t": "subscribe", "id": request_id, "project": sub.project}
