@@ -72,7 +72,7 @@ def main() -> int:
     cache = Path(tempfile.gettempdir()) / "viralsplit-bench-media"
     source = MediaFactory(cache).video(VideoSpec(width=1920, height=1080, duration_s=args.duration, fps=30), name="bench1080.mp4")
     env = {"VIRALSPLIT_X264_PRESET": args.preset}
-    print(f"source: {args.duration:g} s 1920x1080 30 fps; x264 preset {args.preset}; {os.cpu_count()} CPUs")
+    print(f"source: {args.duration:g} s 1920x1080 30 fps; x264 preset {args.preset}; {os.cpu_count()} CPUs", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="viralsplit-bench-") as folder:
         work = Path(folder)
@@ -95,11 +95,13 @@ def main() -> int:
         print(f"CPU ratio three plain commands / plain(1 output): {three_cpu / plain_cpu:.3f} (expected about 3.0)")
 
         split_walls, plain_walls = [], []
-        for _ in range(args.rounds):
-            _, wall = measure(split_command(source, fresh("split1"), ["tiktok"]), env)
+        for round_number in range(1, args.rounds + 1):
+            split_cpu, wall = measure(split_command(source, fresh("split1"), ["tiktok"]), env)
             split_walls.append(wall)
-            _, wall = measure(plain_command(source, fresh("plainw") / "out.mp4", args.preset))
+            print(f"round {round_number}: viralsplit wall {wall:.1f} s, CPU {split_cpu:.1f} s", flush=True)
+            one_cpu, wall = measure(plain_command(source, fresh("plainw") / "out.mp4", args.preset))
             plain_walls.append(wall)
+            print(f"round {round_number}: plain wall {wall:.1f} s, CPU {one_cpu:.1f} s", flush=True)
         split_wall, plain_wall = statistics.median(split_walls), statistics.median(plain_walls)
         print(f"wall s (median of {args.rounds}): viralsplit one rendition {split_wall:.1f}, plain {plain_wall:.1f}")
         print(f"wall ratio viralsplit(1 rendition) / plain: {split_wall / plain_wall:.3f} (target <= 1.03)")

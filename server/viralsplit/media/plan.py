@@ -93,6 +93,9 @@ class Rendition:
     # Show the cover art as a still picture over the audio.
     still: bool
     platform_parts: tuple[PlatformParts, ...]
+    # swscale name of the source's YUV matrix when it is not BT.709 and must be converted
+    # ("bt601", "bt470", "smpte170m", "smpte240m", "fcc", "bt2020"); None to keep it as is.
+    convert_matrix: str | None = None
 
     @property
     def frame_rate(self) -> Fraction:
@@ -204,6 +207,7 @@ def plan_renditions(info: MediaInfo, platforms: Sequence[str], options: PlanOpti
                 tone_map=info.video is not None and info.video.hdr is not None,
                 still=info.is_still,
                 platform_parts=tuple(platform_parts),
+                convert_matrix=None if info.video is not None and info.video.hdr else source_matrix(info),
             )
         )
     return Plan(tuple(renditions))
@@ -220,6 +224,36 @@ def output_frame_rate(info: MediaInfo, max_fps: int) -> Fraction:
         return min(STILL_FPS, Fraction(max_fps))
     divisor = math.ceil(source / max_fps)
     return source / max(divisor, 1)
+
+
+# ffprobe color_space names mapped to swscale's in_color_matrix names.
+_SWSCALE_MATRICES = {
+    "smpte170m": "smpte170m",
+    "bt470bg": "bt470",
+    "smpte240m": "smpte240m",
+    "fcc": "fcc",
+    "bt2020nc": "bt2020",
+    "bt2020c": "bt2020",
+}
+
+
+def source_matrix(info: MediaInfo) -> str | None:
+    """Return the swscale matrix to convert from, or None when the source is already BT.709.
+
+    Untagged video smaller than 720 lines is taken as BT.601 and larger video as BT.709, the
+    usual assumption of players. Converting only when needed matters, because a matrix
+    conversion in swscale added roughly a sixth to the CPU time of a veryfast 1080p encode
+    (an estimate from a few runs on a loaded 2-core machine).
+    """
+    space = info.video.color_space if info.video is not None else None
+    if space in _SWSCALE_MATRICES:
+        return _SWSCALE_MATRICES[space]
+    if space is None or space in ("unknown", "reserved"):
+        if info.video is None:
+            # Cover art is JPEG or PNG: JPEG's YCbCr is BT.601, and PNG decodes to RGB.
+            return "bt601"
+        return "bt601" if min(info.video.width, info.video.height) < 720 else None
+    return None
 
 
 def split_parts(duration_s: float, length_s: float, frame_s: float) -> tuple[Part, ...]:

@@ -218,7 +218,9 @@ def _tone_map(video: Any) -> Any:
 
 def _fill(video: Any, rendition: Rendition) -> Any:
     g = rendition.geometry
-    scale_options = {"out_color_matrix": "bt709", "out_range": "tv"}
+    scale_options = {"out_range": "tv"}
+    if rendition.convert_matrix:
+        scale_options.update(in_color_matrix=rendition.convert_matrix, out_color_matrix="bt709")
     if g.fill == "crop":
         return video.filter("scale", g.cover_width, g.cover_height, **scale_options).filter("crop", g.width, g.height)
     if g.fill == "pad":

@@ -7,7 +7,11 @@ from fractions import Fraction
 import pytest
 
 from viralsplit.errors import InputError
-from viralsplit.media.plan import Plan, PlanOptions, compute_geometry, output_frame_rate, plan_renditions, split_parts
+import dataclasses
+
+from viralsplit.media.plan import (
+    Plan, PlanOptions, compute_geometry, output_frame_rate, plan_renditions, source_matrix, split_parts,
+)
 from viralsplit.media.probe import AudioStream, MediaInfo, VideoStream
 
 
@@ -154,3 +158,22 @@ def test_plan_json_round_trip() -> None:
     plan = plan_renditions(make_info(), ["tiktok", "reels", "x"], PlanOptions(fill="blur", part_length_s=30))
     assert Plan.from_json(plan.to_json()) == plan
     assert plan.renditions[0].key == "1080x1920-30fps-crf21-max8000k-a128k-blur"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "space", "expected"),
+    [(1920, 1080, None, None), (720, 480, None, "bt601"), (1920, 1080, "bt709", None),
+     (1920, 1080, "smpte170m", "smpte170m"), (720, 576, "bt470bg", "bt470"), (3840, 2160, "bt2020nc", "bt2020"),
+     (640, 360, "bt709", None)],
+)
+def test_matrix_conversion_only_when_needed(width: int, height: int, space: str | None, expected: str | None) -> None:
+    info = make_info(width=width, height=height)
+    info = dataclasses.replace(info, video=dataclasses.replace(info.video, color_space=space))
+    assert source_matrix(info) == expected
+
+
+def test_hdr_skips_swscale_matrix() -> None:
+    info = make_info(hdr="pq")
+    info = dataclasses.replace(info, video=dataclasses.replace(info.video, color_space="bt2020nc"))
+    rendition = plan_renditions(info, ["x"], PlanOptions()).renditions[0]
+    assert rendition.convert_matrix is None
