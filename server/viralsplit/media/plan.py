@@ -167,9 +167,9 @@ def plan_renditions(info: MediaInfo, platforms: Sequence[str], options: PlanOpti
     MIN_PART_LENGTH_S. Platforms keep the order given; duplicates are ignored.
     """
     if options.fill not in FILL_MODES:
-        raise InputError(options.fill, f"unknown fill mode: use one of {', '.join(FILL_MODES)}")
+        raise InputError("--fill", f"unknown fill mode {options.fill!r}: use one of {', '.join(FILL_MODES)}")
     if options.part_length_s is not None and not options.part_length_s >= MIN_PART_LENGTH_S:
-        raise InputError(str(options.part_length_s), f"invalid part length: use {MIN_PART_LENGTH_S:g} seconds or more")
+        raise InputError("--part-length", f"invalid part length {options.part_length_s:g}: use {MIN_PART_LENGTH_S:g} s or more")
     if info.is_still and not info.video_duration_s:
         raise InputError(info.format_name, "cannot show cover art over audio of unknown length")
     names = list(dict.fromkeys(platforms or DEFAULT_PLATFORMS))

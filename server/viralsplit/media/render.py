@@ -166,6 +166,8 @@ def build_encode_command(
             audio = audio.filter("apad", whole_dur=format_number(rendition.duration_s)).filter(
                 "atrim", end=format_number(rendition.duration_s)
             )
+        # NOTE: with an unknown duration the source audio is kept as it is, so it can end
+        # before or after the video; the raw streams that lack a duration carry no audio.
     elif rendition.duration_s:
         audio = ffmpeg.input(f"anullsrc=r=48000:cl=stereo:d={format_number(rendition.duration_s)}", f="lavfi")["a"]
     else:
