@@ -226,7 +226,8 @@ async def events(project_id: str) -> Response:
             await hub.subscribe(project_id, stream, services.snapshot, seq=seq, epoch=epoch)
             while True:
                 try:
-                    frame = await asyncio.wait_for(stream.queue.get(), heartbeat_s)
+                    async with asyncio.timeout(heartbeat_s):
+                        frame = await stream.queue.get()
                 except TimeoutError:
                     yield b": heartbeat\n\n"
                     continue

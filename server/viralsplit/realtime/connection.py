@@ -242,7 +242,8 @@ class Connection:
         if self.close_code is None:
             self.close_code = 1000
         try:
-            await asyncio.wait_for(self.transport.close(self.close_code, self.close_reason), CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.transport.close(self.close_code, self.close_reason)
         except Exception as exc:  # noqa: BLE001 - the peer may be gone; nothing is left to tell it
             log.debug("connection %s: close failed: %r", self.id, exc)
 
