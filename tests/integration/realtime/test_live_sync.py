@@ -133,8 +133,14 @@ async def test_sse_and_socket_carry_same_events(server, media, peers) -> None:
     epoch, _, snapshot_seq = events[0]["id"].partition(":")
     sse_frames = {int(e["id"].split(":")[1]): json.loads(e["data"]) for e in events[1:]}
     socket_frames = {s: f for f in peer.frames if (s := _seq(f)) is not None and s > int(snapshot_seq)}
-    # Progress frames may be throttled differently only if a reader fell behind; neither did.
-    assert sse_frames == socket_frames
+    # Every frame except progress reaches both. A socket that falls 250 ms behind may skip a
+    # progress frame (a newer one replaces it), so progress is compared where both have it.
+    def named(frames: dict[int, Any]) -> dict[int, Any]:
+        return {seq: frame for seq, frame in frames.items() if isinstance(frame, dict)}
+
+    assert named(sse_frames) == named(socket_frames)
+    for seq, frame in socket_frames.items():
+        assert sse_frames[seq] == frame
     assert {e["event"] for e in events[1:]} >= {"job", "job_added", "output", "activity"}
     assert epoch == peer.frames[[i for i, f in enumerate(peer.frames) if isinstance(f, dict) and f.get("t") == "snapshot"][0]]["epoch"]
 
