@@ -83,7 +83,7 @@ async def test_stalled_client_closed_others_unaffected(server_factory, peers) ->
 
     # The readers were never closed, got their acks quickly and agree on who is present.
     assert all(peer.close_code is None for peer in peers)
-    assert max(ack_latencies) < 2.0, max(ack_latencies)
+    assert max(ack_latencies) < 5.0, max(ack_latencies)
     await asyncio.sleep(0.3)
     finals = [[f for f in peer.frames if is_type("presence")(f)][-1] for peer in peers]
     assert all(final == finals[0] for final in finals)
