@@ -154,7 +154,11 @@ class Store:
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.execute("PRAGMA busy_timeout=5000")
-        await self._migrate()
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
         async with self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs") as cursor:
             row = await cursor.fetchone()
         self._next_seq = int(row[0]) + 1 if row else 1
