@@ -20,3 +20,13 @@ os.environ.setdefault("VIRALSPLIT_X264_PRESET", "ultrafast")
 def media(tmp_path_factory: pytest.TempPathFactory) -> MediaFactory:
     """Media generated once per test session; folders may override it with their own."""
     return MediaFactory(tmp_path_factory.mktemp("media"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last.
+
+    Playwright's sync API keeps an event loop running in the main thread until its session
+    fixture ends, and pytest-asyncio cannot start a loop while one runs, so every asyncio test
+    must come before the first browser test.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
