@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -14,11 +15,16 @@ from hypercorn.config import Config as HypercornConfig
 
 from viralsplit.app import create_app, get_services
 from viralsplit.config import Config
+from viralsplit.realtime.protocol import Limits
 
 log = logging.getLogger(__name__)
 
 # Seconds Hypercorn waits for open requests to finish after SIGTERM or SIGINT.
 GRACEFUL_TIMEOUT_S = 5.0
+
+# Largest WebSocket message Hypercorn buffers before closing with 1009 itself: twice the
+# protocol's frame limit, so frames just over that limit still reach the realtime layer's check.
+MAX_WEBSOCKET_MESSAGE_BYTES = 2 * Limits().max_frame_bytes
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -92,4 +98,27 @@ async def serve(config: Config) -> None:
     hypercorn_config.accesslog = None
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     hypercorn_config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    await hypercorn_serve(app, hypercorn_config, mode="asgi")
+    # Frames above the protocol's limit are closed with 1009 by the realtime layer; this stops
+    # Hypercorn from buffering up to its own 16 MiB default first.
+    hypercorn_config.websocket_max_message_size = MAX_WEBSOCKET_MESSAGE_BYTES
+    services = get_services(app)
+    await hypercorn_serve(
+        app, hypercorn_config, mode="asgi", shutdown_trigger=lambda: wait_for_stop_signal(services)
+    )
+
+
+async def wait_for_stop_signal(services: object) -> None:
+    """Return on SIGTERM or SIGINT, after asking every WebSocket to close.
+
+    Without this the sockets would stay open through Hypercorn's whole graceful timeout and
+    then be cut without the protocol's "server shutting down" close code.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stopping: closing connections and requeueing running jobs")
+    shutdown = getattr(getattr(services, "events", None), "shutdown", None)
+    if callable(shutdown):
+        shutdown()

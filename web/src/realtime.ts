@@ -308,15 +308,9 @@ export class LiveSession implements Session {
   /** Applies a frame that carries `ch` and `seq`, in order, once. */
   private handleProjectFrame(frame: Exclude<ServerFrame, { t: "heartbeat" | "welcome" | "ack" | "error" | "snapshot" | "unknown" }>): void {
     if (frame.ch !== this.channel || this.seq == null) return;
+    // A frame at or below the applied sequence number is a duplicate. A gap above it is
+    // normal: a lagging connection drops progress frames that a newer one replaced.
     if (frame.seq <= this.seq) return;
-    if (frame.seq > this.seq + 1) {
-      // A gap means a frame was lost on this side; a fresh snapshot repairs the state.
-      console.warn(`viralsplit: sequence gap (${this.seq} to ${frame.seq}); resubscribing`);
-      this.seq = null;
-      this.epoch = null;
-      this.subscribe();
-      return;
-    }
     this.seq = frame.seq;
     const store = this.store;
     switch (frame.t) {
