@@ -45,3 +45,22 @@ def test_95s_into_60s_parts(media: MediaFactory, out_dir: Path) -> None:
     assert part_two[0] > 30
     assert abs(part_two[0] - part_one_end[0]) > 2.5, (part_two, part_one_end)
     assert abs(part_two[1] - part_two[0]) > 2.5
+
+
+def test_parts_exact_with_b_frames(media: MediaFactory, out_dir: Path) -> None:
+    # veryfast encodes with B-frames unless the engine turns them off for a split rendition;
+    # with them, ffmpeg's segment muxer starts part 1 late and moves audio into part 2.
+    fps = 10
+    source = media.luma_ramp(8.0, fps=fps)
+    run = run_split(source, "--platform", "x", "--part-length", "4", "--out", str(out_dir), "--json",
+                    env={"VIRALSPLIT_X264_PRESET": "veryfast"})
+    frame_s = 1 / fps
+
+    assert [(o["part"], o["parts"]) for o in run.outputs] == [(1, 2), (2, 2)]
+    for output in run.outputs:
+        path = Path(output["path"])
+        check_output(path, width=1280, height=720, duration_s=4.0, frame_s=frame_s, thumbnail=Path(output["thumbnail"]))
+        streams = {s["codec_type"]: s for s in ffprobe(path)["streams"]}
+        assert float(streams["video"]["start_time"]) < frame_s, (path.name, streams["video"]["start_time"])
+        assert abs(float(streams["video"]["duration"]) - 4.0) <= 1e-3, (path.name, streams["video"]["duration"])
+        assert abs(float(streams["audio"]["duration"]) - 4.0) <= frame_s, (path.name, streams["audio"]["duration"])
