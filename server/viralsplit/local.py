@@ -1,7 +1,7 @@
 """`viralsplit split`: render platform-ready clips on this machine, without the server.
 
 Exit codes: 0 on success, 2 for invalid input (one line on stderr naming the file and the
-problem), 1 when rendering fails, 130 after Ctrl-C and 143 after SIGTERM. Interrupting stops
+problem), 1 when rendering fails, 130 after Ctrl-C (SIGINT) and 143 after SIGTERM. Interrupting stops
 every ffmpeg process and deletes partial files before the command exits.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from viralsplit.config import Config
-from viralsplit.errors import InputError, ToolMissingError, ViralSplitError
+from viralsplit.errors import InputError, LimitExceededError, ToolMissingError, UrlRejectedError, ViralSplitError
 from viralsplit.media.plan import PlanOptions, Rendition, plan_renditions
 from viralsplit.media.presets import DEFAULT_PLATFORMS
 from viralsplit.media.probe import check_tools, probe
@@ -38,19 +38,42 @@ def run_split(args: argparse.Namespace) -> int:
         print(f"viralsplit: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     try:
-        return asyncio.run(_split(args, config))
+        return asyncio.run(_run_until_signal(args, config))
     except KeyboardInterrupt:
-        print("viralsplit: interrupted; ffmpeg stopped and partial files deleted", file=sys.stderr)
+        # A Ctrl-C that arrives before the event loop has installed its handlers.
+        print("viralsplit: interrupted", file=sys.stderr)
         return 130
+
+
+async def _run_until_signal(args: argparse.Namespace, config: Config) -> int:
+    """Run the split; on SIGINT or SIGTERM cancel it, which stops ffmpeg and deletes partials.
+
+    Both signals get explicit handlers because a process started in the background by a
+    shell inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await _split(args, config)
     except asyncio.CancelledError:
-        print("viralsplit: terminated; ffmpeg stopped and partial files deleted", file=sys.stderr)
-        return 143
+        if not received:
+            raise
+        task.uncancel()
+        word = "interrupted" if received[0] == signal.SIGINT else "terminated"
+        print(f"viralsplit: {word}; ffmpeg stopped and partial files deleted", file=sys.stderr)
+        return 128 + received[0]
 
 
 async def _split(args: argparse.Namespace, config: Config) -> int:
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         await check_tools()
     except ToolMissingError as exc:
@@ -73,6 +96,10 @@ async def _split(args: argparse.Namespace, config: Config) -> int:
             outputs += await _render_with_bar(source, info, rendition, out_dir, config)
     except InputError as exc:
         print(str(exc), file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except (UrlRejectedError, LimitExceededError) as exc:
+        # A link the egress guard rejects, or one over a limit, is invalid input as well.
+        print(f"viralsplit: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     except ViralSplitError as exc:
         print(f"viralsplit: {exc}", file=sys.stderr)

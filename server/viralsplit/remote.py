@@ -85,7 +85,7 @@ async def watch(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
 
 async def follow(server: str, project_id: str, token: str, name: str, out: TextIO) -> int:
     """Print live progress of every job of the project until all have ended; return the exit code."""
-    display = ProgressDisplay(out)
+    display = ProgressDisplay(out, server, token)
     state = ProjectState()
     try:
         async with RealtimeClient(server, name=name, tokens=[token]) as client:
@@ -109,8 +109,11 @@ async def follow(server: str, project_id: str, token: str, name: str, out: TextI
 class ProgressDisplay:
     """State changes as lines; progress as one status line, redrawn on a terminal."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, server: str, token: str) -> None:
         self.out = out
+        # Output links are printed whole, with the token the media routes accept as ?token=.
+        self.server = server.rstrip("/")
+        self.token = token
         self.tty = out.isatty()
         self.last_log = 0.0
         self.status_shown = False
@@ -143,7 +146,8 @@ class ProgressDisplay:
 
     def finish(self, state: ProjectState) -> None:
         for output in state.outputs:
-            self._line(f"output {output.get('platform')} part {output.get('part')}/{output.get('parts')}: {output.get('url')}")
+            link = f"{self.server}{output.get('url')}?token={quote(self.token, safe='')}"
+            self._line(f"output {output.get('platform')} part {output.get('part')}/{output.get('parts')}: {link}")
 
 
 def _describe_progress(job: dict[str, Any]) -> str:

@@ -49,7 +49,9 @@ export function ConnectionIndicator({ status, onRetry }: { status: ConnectionSta
 
 function initials(name: string): string {
   const parts = name.trim().split(/\s+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : name.slice(0, 2);
+  // Array.from splits by code point, so an emoji or other astral character stays whole.
+  const first = (word: string) => Array.from(word)[0] ?? "";
+  const letters = parts.length > 1 ? first(parts[0]) + first(parts[parts.length - 1]) : Array.from(parts[0] ?? "").slice(0, 2).join("");
   return letters.toUpperCase();
 }
 

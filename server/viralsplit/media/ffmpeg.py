@@ -102,7 +102,9 @@ async def terminate_process_group(proc: asyncio.subprocess.Process, grace_s: flo
         await asyncio.shield(asyncio.wait_for(proc.wait(), grace_s))
         return
     except asyncio.TimeoutError:
-        log.warning("pid %d did not stop within %.1f s of SIGTERM: sending SIGKILL", proc.pid, grace_s)
+        # A zero grace period means the caller wants SIGKILL at once, which is no fault to report.
+        if grace_s > 0:
+            log.warning("pid %d did not stop within %.1f s of SIGTERM: sending SIGKILL", proc.pid, grace_s)
     except asyncio.CancelledError:
         _signal_group(proc.pid, signal.SIGKILL)
         await asyncio.shield(proc.wait())

@@ -34,7 +34,7 @@ def test_split_url_rejected_without_allowlist(threaded_media_server: MediaServer
 
     result = run_split(f"{threaded_media_server.origin}/clip.mp4?sig=s3cret", tmp_path / "clips")
 
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "loopback address" in result.stderr
     assert "sig=REDACTED" in result.stderr
     assert "s3cret" not in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import urllib.request
 
 from conftest import QUICK_VIDEO, create_project
 
@@ -37,6 +38,13 @@ def test_watch_ended_project_and_wrong_token(server, media) -> None:
     watched = run_cli("watch", project_id, "--server", server.url, "--token", token, timeout=30)
     assert watched.returncode == 0, watched.stderr
     assert "output x part 1/1" in watched.stderr
+
+    # The printed link is whole: server, path and token, so it downloads as printed.
+    link = watched.stderr.split("output x part 1/1: ", 1)[1].split()[0]
+    assert link.startswith(server.url + "/api/outputs/")
+    with urllib.request.urlopen(link, timeout=10) as response:
+        assert response.status == 200
+        assert response.read(8)[4:8] == b"ftyp"
 
     other = create_project(server, ["x"])
     denied = run_cli("watch", project_id, "--server", server.url, "--token", other.viewer, timeout=30)
