@@ -5,7 +5,8 @@
    output. The three platforms share one encode, so the target is 1.15 or less. Three plain
    commands, one per platform, are measured too (about 3.0).
 2. Wall time of one rendition through `viralsplit split` divided by the plain command, run
-   alternately in the same process so both see the same machine load. Target 1.03 or less.
+   alternately in the same process so both see the same machine load: the median of the
+   per-round ratios, and the ratio of the fastest runs. Target 1.03 or less.
 
 Run: .venv/bin/python bench/render_encode.py [--preset veryfast] [--duration 60] [--rounds 2]
 """
@@ -102,9 +103,13 @@ def main() -> int:
             one_cpu, wall = measure(plain_command(source, fresh("plainw") / "out.mp4", args.preset))
             plain_walls.append(wall)
             print(f"round {round_number}: plain wall {wall:.1f} s, CPU {one_cpu:.1f} s", flush=True)
-        split_wall, plain_wall = statistics.median(split_walls), statistics.median(plain_walls)
-        print(f"wall s (median of {args.rounds}): viralsplit one rendition {split_wall:.1f}, plain {plain_wall:.1f}")
-        print(f"wall ratio viralsplit(1 rendition) / plain: {split_wall / plain_wall:.3f} (target <= 1.03)")
+        # Each round's pair runs back to back, so the per-round ratio cancels most of the
+        # load that other work puts on a shared machine; the fastest runs show the floor.
+        ratios = [split / plain for split, plain in zip(split_walls, plain_walls)]
+        print("wall ratio per round: " + ", ".join(f"{ratio:.3f}" for ratio in ratios))
+        print(f"wall ratio viralsplit(1 rendition) / plain, median of rounds: {statistics.median(ratios):.3f} (target <= 1.03)")
+        print(f"wall ratio of the fastest runs: {min(split_walls):.1f} / {min(plain_walls):.1f} s = "
+              f"{min(split_walls) / min(plain_walls):.3f}")
     return 0
 
 
