@@ -77,7 +77,7 @@ class Activity:
     event_id: int
     at: float  # Unix time, seconds
     actor: str  # display name; "system" for the server itself
-    action: str  # cancel, cancel_project, set_priority, retry, upload, create
+    action: str  # cancel, cancel_project, set_priority, retry, upload, create, fail
     text: str  # "Ana cancelled the Shorts render"
     job_id: str | None = None
 

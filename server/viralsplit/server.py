@@ -15,16 +15,11 @@ from hypercorn.config import Config as HypercornConfig
 
 from viralsplit.app import create_app, get_services
 from viralsplit.config import Config
-from viralsplit.realtime.protocol import Limits
 
 log = logging.getLogger(__name__)
 
 # Seconds Hypercorn waits for open requests to finish after SIGTERM or SIGINT.
 GRACEFUL_TIMEOUT_S = 5.0
-
-# Largest WebSocket message Hypercorn buffers before closing with 1009 itself: twice the
-# protocol's frame limit, so frames just over that limit still reach the realtime layer's check.
-MAX_WEBSOCKET_MESSAGE_BYTES = 2 * Limits().max_frame_bytes
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -98,9 +93,10 @@ async def serve(config: Config) -> None:
     hypercorn_config.accesslog = None
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     hypercorn_config.graceful_timeout = GRACEFUL_TIMEOUT_S
-    # Frames above the protocol's limit are closed with 1009 by the realtime layer; this stops
-    # Hypercorn from buffering up to its own 16 MiB default first.
-    hypercorn_config.websocket_max_message_size = MAX_WEBSOCKET_MESSAGE_BYTES
+    # NOTE: Hypercorn 0.18 buffers a WebSocket message up to websocket_max_message_size (16 MiB
+    # by default) before the realtime layer's 64 KiB check closes with 1009. Lowering it is no
+    # fix: past that size Hypercorn stops reading without sending a close frame (seen with a
+    # 1 MB message and the limit at 128 KiB), and the peer waits for the heartbeat timeout.
     services = get_services(app)
     await hypercorn_serve(
         app, hypercorn_config, mode="asgi", shutdown_trigger=lambda: wait_for_stop_signal(services)

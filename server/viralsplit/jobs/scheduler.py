@@ -50,6 +50,8 @@ PROGRESS_INTERVAL_S = 0.2
 STOP_TIMEOUT_S = 10.0
 # Seconds crash recovery waits for a left-over process group to disappear after SIGKILL.
 LEFTOVER_TIMEOUT_S = 5.0
+# Longest failure message quoted in the activity feed; the job keeps the whole message.
+FAILURE_TEXT_MAX_CHARS = 300
 
 
 def nice_for_priority(priority: int) -> int:
@@ -486,7 +488,14 @@ class Scheduler:
                 return
             check_transition(JobState.RUNNING, JobState.FAILED)
             await self._forget_processes(running)
-            await self.store.set_job_state(running.job_id, JobState.FAILED, error=message, ended=True)
+            async with self.store.transaction():
+                await self.store.set_job_state(running.job_id, JobState.FAILED, error=message, ended=True)
+                # The feed shows failures too, so everyone watching learns why a job stopped.
+                subject = "The ingest" if running.kind == JobKind.INGEST else f"The {running.label} render"
+                event = await self.store.add_event(
+                    running.project_id, actor="system", action="fail",
+                    text=f"{subject} failed: {_shorten(message, FAILURE_TEXT_MAX_CHARS)}", job_id=running.job_id,
+                )
             await run_blocking(self.storage.remove_job_files, running.project_id, running.job_id, True)
             self._running.pop(running.job_id, None)
             self._count_finished(JobState.FAILED)
@@ -495,6 +504,7 @@ class Scheduler:
                 running.project_id,
                 JobStateChanged(running.job_id, JobState.FAILED, message, running.priority, running.attempt),
             )
+            self._publish(running.project_id, _activity(event))
         self._wake.set()
 
     async def _forget_processes(self, running: _Running) -> None:
@@ -590,6 +600,10 @@ def _proc_stat_fields(pid: int) -> list[str] | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return text[text.rindex(")") + 2 :].split()
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _check_editor(actor: Actor) -> None:

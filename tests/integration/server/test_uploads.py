@@ -107,7 +107,10 @@ def test_priority_validation_and_conflicts(server_factory: ServerFactory, api_fo
     assert "only queued or running jobs can be cancelled" in cancel_failed.json()["error"]["message"]
     assert retried.status_code == 200
     snapshot = api.wait_snapshot(project, lambda s: s["jobs"][0]["attempt"] == 2 and s["jobs"][0]["state"] == "failed", "retry to fail again")
-    assert [entry["action"] for entry in snapshot["activity"]][-1] == "retry"
+    # Each failed attempt is in the feed, with the retry between them.
+    assert [entry["action"] for entry in snapshot["activity"]][-3:] == ["fail", "retry", "fail"]
+    assert snapshot["activity"][-1]["actor"] == "system"
+    assert snapshot["activity"][-1]["text"].startswith("The ingest failed: junk.mp4: ")
 
 
 def test_service_endpoints(server_factory: ServerFactory, api_for: Any) -> None:
