@@ -45,8 +45,14 @@ MISSING_TOKEN = AuthError(401, "unauthorized", "missing token: send the header A
 INVALID_TOKEN = AuthError(403, "forbidden", "the token is not valid for this resource")
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, field: str | None = None
+) -> Response:
+    """Build the JSON error body; `field` names the request field at fault, when there is one."""
+    error: dict[str, str] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    response = jsonify({"error": error})
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from quart_schema import tag, validate_request, validate_response
 from viralsplit.api.common import authorize, error_response, no_store
 from viralsplit.api.schemas import Accepted, CreatedProject, CreateProject, SetPriority, UploadAccepted
 from viralsplit.auth import Actor, Role
-from viralsplit.errors import NotFoundError
+from viralsplit.egress import EgressGuard, check_url
+from viralsplit.errors import DownloadError, NotFoundError, UrlRejectedError
 from viralsplit.media.presets import DEFAULT_PLATFORMS, PRESETS
 from viralsplit.services import Services, get_services
 from viralsplit.storage import safe_name
@@ -21,6 +23,9 @@ from viralsplit.store.db import OutputRow
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("projects", __name__)
+
+# Seconds POST /api/projects waits for a URL's host name to resolve before the early check.
+URL_CHECK_TIMEOUT_S = 3.0
 
 
 def services() -> Services:
@@ -39,9 +44,13 @@ async def _job_project(job_id: str) -> str | None:
 @tag(["projects"])
 @validate_request(CreateProject)
 @validate_response(CreatedProject, 201)
-async def create_project(data: CreateProject) -> tuple[CreatedProject, int]:
+async def create_project(data: CreateProject) -> tuple[CreatedProject, int] | Response:
     """Create a project; the response is the only place its tokens are ever shown."""
     svc = services()
+    if data.url:
+        rejection = await _reject_url_early(data.url, svc)
+        if rejection is not None:
+            return error_response(422, "url_rejected", rejection, field="url")
     title = data.title.strip() or "Untitled project"
     project, editor_token, viewer_token = await svc.store.create_project(
         title=title,
@@ -66,6 +75,22 @@ async def create_project(data: CreateProject) -> tuple[CreatedProject, int]:
         ingest_job_id=ingest_job_id,
     )
     return created, 201
+
+
+async def _reject_url_early(url: str, svc: Services) -> str | None:
+    """Return why the egress guard rejects `url`, checked before a project exists, or None.
+
+    The ingest job checks every connection again, so a name that cannot be resolved in time
+    here is left to it rather than failing the request.
+    """
+    try:
+        await asyncio.wait_for(check_url(url, EgressGuard(svc.config.url_allowlist)), URL_CHECK_TIMEOUT_S)
+    except UrlRejectedError as exc:
+        log.info("project not created: %s", exc)
+        return str(exc)
+    except (DownloadError, asyncio.TimeoutError):
+        return None
+    return None
 
 
 @blueprint.get("/api/projects/<project_id>")

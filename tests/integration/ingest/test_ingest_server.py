@@ -108,27 +108,26 @@ def test_url_project_renders(server_factory: ServerFactory, threaded_media_serve
     assert not list((server.data_dir).rglob("*.part"))
 
 
-def test_url_project_rejected_address_fails_job(server_factory: ServerFactory, threaded_media_server: MediaServer, clip: Path) -> None:
+def test_url_project_rejected_before_creation(server_factory: ServerFactory, threaded_media_server: MediaServer, clip: Path) -> None:
     threaded_media_server.file("/clip.mp4", clip)
     server = server_factory.start()
 
     created = httpx.post(
         f"{server.url}/api/projects",
-        json={"title": "Loopback", "url": f"{threaded_media_server.origin}/clip.mp4", "platforms": ["x"]},
+        json={"title": "Loopback", "url": f"{threaded_media_server.origin}/clip.mp4?sig=s3cret", "platforms": ["x"]},
     )
-    assert created.status_code == 201, created.text
-    project = created.json()
-    headers = {"Authorization": f"Bearer {project['editor_token']}"}
 
-    def failed_job() -> dict[str, Any] | None:
-        jobs = httpx.get(f"{server.url}/api/projects/{project['id']}", headers=headers).json()["jobs"]
-        return jobs[0] if jobs and jobs[0]["state"] in ("failed", "succeeded") else None
-
-    job = wait_until(failed_job, timeout=30, message="the ingest job ended")
-    assert job["state"] == "failed"
-    assert "loopback address" in job["error"]
-    assert "VIRALSPLIT_URL_ALLOWLIST" in job["error"]
+    assert created.status_code == 422, created.text
+    error = created.json()["error"]
+    assert error["code"] == "url_rejected"
+    assert error["field"] == "url"
+    assert "loopback address" in error["message"]
+    assert "VIRALSPLIT_URL_ALLOWLIST" in error["message"]
+    assert "s3cret" not in error["message"]
     assert threaded_media_server.hits == []
+    # No project folder was made for the rejected request.
+    projects = server.data_dir / "projects"
+    assert not projects.exists() or not any(projects.iterdir())
 
 
 def child_pids(pid: int) -> set[int]:
