@@ -15,6 +15,8 @@ from hypercorn.config import Config as HypercornConfig
 
 from viralsplit.app import create_app, get_services
 from viralsplit.config import Config
+from viralsplit.errors import ToolMissingError
+from viralsplit.media.probe import check_tools
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ def run_serve(args: argparse.Namespace) -> int:
     configure_logging(config.log_level)
     try:
         asyncio.run(serve(config))
+    except ToolMissingError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     except OSError as exc:
         log.error("server failed: %s", exc)
         return 1
@@ -81,6 +86,8 @@ async def serve(config: Config) -> None:
     The socket is bound here rather than by Hypercorn so that the address is known before
     the app's startup hooks run; Hypercorn takes it over through an fd:// bind.
     """
+    # Without ffmpeg, ffprobe, libx264 and aac every job would fail, so the server does not start.
+    await check_tools()
     sock = bind_socket(config.host, config.port)
     app = create_app(config)
     get_services(app).listen_url = format_url(sock)
