@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from viralsplit.errors import FFmpegError
 
@@ -45,12 +45,13 @@ async def run_process(
     on_process: Callable[[int], None] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     tail_lines: int = STDERR_TAIL_LINES,
+    env: Mapping[str, str] | None = None,
 ) -> ProcessResult:
     """Run `args` to completion and return its exit code, stdout and stderr tail.
 
     With `on_stdout_line`, each stdout line (decoded, without the newline) is passed to it and
     nothing is collected. `on_process` receives the pid, which is also the process group id,
-    right after the start. Cancelling the caller stops the process group (see
+    right after the start. `env` replaces the environment when given. Cancelling the caller stops the process group (see
     `terminate_process_group`) and re-raises CancelledError. Raises FileNotFoundError when the
     program does not exist.
     """
@@ -60,6 +61,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        env=None if env is None else dict(env),
     )
     log.debug("started pid %d: %s", proc.pid, " ".join(args))
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)

@@ -187,12 +187,12 @@ class _Run:
 
     async def _run(self, args: Sequence[str], **kwargs: Any) -> ProcessResult:
         log.info("running yt-dlp for %s", self.shown)
-        # /usr/bin/env clears proxy variables for yt-dlp and the ffmpeg it may start, so only
-        # --proxy decides where connections go. env execs Python in place: same pid and group.
-        command = ["env", *(f"-u{name}" for name in _PROXY_ENV), *(f"-u{name.upper()}" for name in _PROXY_ENV)]
-        command += [sys.executable, "-m", "yt_dlp", *args]
+        # Proxy variables are removed for yt-dlp and the ffmpeg it may start, so only --proxy
+        # decides where connections go.
+        env = {name: value for name, value in os.environ.items() if name.lower() not in _PROXY_ENV}
+        command = [sys.executable, "-m", "yt_dlp", *args]
         try:
-            return await run_process(command, on_process=self.on_process, grace_s=STOP_GRACE_S, **kwargs)
+            return await run_process(command, on_process=self.on_process, grace_s=STOP_GRACE_S, env=env, **kwargs)
         except FileNotFoundError as exc:
             raise DownloadError(f"{self.shown}: could not start yt-dlp: {exc}") from None
 
