@@ -22,7 +22,7 @@ from typing import Any
 import ffmpeg
 
 from viralsplit.config import Config
-from viralsplit.errors import FFmpegError, VerifyError
+from viralsplit.errors import FFmpegError, InputError, VerifyError
 from viralsplit.media.ffmpeg import DEFAULT_GRACE_S, run_checked
 from viralsplit.media.plan import Part, Rendition, format_number
 from viralsplit.media.probe import FORMAT_WHITELIST, MediaInfo
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
 # Thumbnails are a third of the output size.
 _THUMBNAIL_SCALE = 3
+# An encode counts as cut short by a damaged source when it lacks more than this many seconds
+# and contains less than this share of the announced duration; smaller gaps are left to verify.
+TRUNCATION_MIN_SHORTFALL_S = 1.0
+TRUNCATION_MAX_DECODED_SHARE = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +106,8 @@ async def render_rendition(
     try:
         encoded = work_dir / "rendition.mp4"
         await _encode(source, info, rendition, encoded, settings, on_progress, on_process)
-        keyframes, duration = await _keyframes(encoded)
+        keyframes, duration, last_video_s = await _keyframes(encoded)
+        _check_decoded_length(source, rendition, last_video_s + rendition.frame_s)
         pieces = await _cut_parts(encoded, rendition, keyframes, duration, work_dir, settings, on_process)
         outputs = await _finish(pieces, rendition, stem, work_dir, out_dir, published, settings, on_progress, on_process)
         log.info("rendered %s: %d outputs", rendition.label, len(outputs))
@@ -272,8 +277,26 @@ async def _encode(
     )
 
 
-async def _keyframes(path: Path) -> tuple[list[float], float]:
-    """Keyframe times of the first video stream and the file's duration, in seconds."""
+def _check_decoded_length(source: Path, rendition: Rendition, decoded_s: float) -> None:
+    """Raise InputError when ffmpeg decoded far less of the source than its header announces.
+
+    That happens with a file cut off after its index was written (an MP4 with the moov atom at
+    the front): probing succeeds, and the encode simply stops where the media data ends.
+    """
+    planned_s = rendition.duration_s
+    if not planned_s:
+        return
+    shortfall_s = planned_s - decoded_s
+    if shortfall_s > TRUNCATION_MIN_SHORTFALL_S and decoded_s < planned_s * TRUNCATION_MAX_DECODED_SHARE:
+        raise InputError(
+            source.name,
+            f"the file is damaged or truncated: only {decoded_s:.1f} s of its {planned_s:.1f} s could be "
+            "decoded; upload the complete file",
+        )
+
+
+async def _keyframes(path: Path) -> tuple[list[float], float, float]:
+    """Keyframe times of the first video stream, the file's duration and the last video frame's time, in seconds."""
     result = await run_checked(
         ["ffprobe", "-hide_banner", "-v", "error", "-protocol_whitelist", "file",
          "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags:format=duration",
@@ -282,17 +305,21 @@ async def _keyframes(path: Path) -> tuple[list[float], float]:
     )
     keyframes: list[float] = []
     duration = 0.0
+    last_video_s = 0.0
     for line in result.stdout.decode().splitlines():
         fields = line.split("|")
-        if len(fields) == 2 and "K" in fields[1]:
+        if len(fields) == 2:
             with contextlib.suppress(ValueError):
-                keyframes.append(float(fields[0]))
+                time = float(fields[0])
+                last_video_s = max(last_video_s, time)
+                if "K" in fields[1]:
+                    keyframes.append(time)
         elif len(fields) == 1 and fields[0]:
             with contextlib.suppress(ValueError):
                 duration = float(fields[0])
     if duration <= 0:
         raise VerifyError(f"{path.name}: output check failed: the encode has no duration")
-    return sorted(keyframes), duration
+    return sorted(keyframes), duration, last_video_s
 
 
 @dataclasses.dataclass(frozen=True)

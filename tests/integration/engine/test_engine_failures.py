@@ -18,14 +18,15 @@ async def test_wrong_duration_fails_verify(media: MediaFactory, tmp_path: Path) 
     source = media.video(VideoSpec(duration_s=1.0, fps=10))
     info = await probe(source)
     rendition = plan_renditions(info, ["x"], PlanOptions()).renditions[0]
-    # A plan that expects 3 s from a 1 s source: the encode cannot match it.
-    wrong = dataclasses.replace(rendition, duration_s=3.0)
+    # A plan that expects 1.5 s from a 1 s source: the encode cannot match it. The gap stays
+    # under the truncated-source check's 1 s, so the output check is what catches it.
+    wrong = dataclasses.replace(rendition, duration_s=1.5)
     out_dir = tmp_path / "out"
     with pytest.raises(VerifyError) as caught:
         await render_rendition(source, info, wrong, work_dir=tmp_path / "work", out_dir=out_dir,
                                settings=RenderSettings(x264_preset="ultrafast"), output_stem="clip")
     message = str(caught.value)
     assert message.startswith("clip-x.mp4: output check failed: ")
-    assert "video duration 1.000 s, planned 3.000 s" in message
+    assert "video duration 1.000 s, planned 1.500 s" in message
     assert not (tmp_path / "work").exists()
     assert list(out_dir.iterdir()) == []

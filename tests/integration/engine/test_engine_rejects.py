@@ -115,10 +115,11 @@ def test_truncated_faststart_mp4_fails(media: MediaFactory, out_dir: Path) -> No
     # The index survives at the front, so probing works; the media data stops at 40%.
     source = media.truncated(faststart=True)
     run = run_split(source, "--platform", "x", "--out", str(out_dir), "--json")
-    assert run.returncode in (1, 2), run.stderr
+    assert run.returncode == 2, run.stderr
     assert run.stdout == ""
     last = run.stderr.strip().splitlines()[-1]
-    assert "failed" in last or "not a video file" in last
+    assert f"{source.name}: the file is damaged or truncated: only " in last
+    assert "upload the complete file" in last
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
 
