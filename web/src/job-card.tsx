@@ -27,7 +27,10 @@ function jobTitle(job: Job, platformLabel: (name: string) => string): string {
 /** Lists the facts shown under a bar; the line is always present so the card keeps its height. */
 function progressFacts(job: Job, progress: Progress | null): string[] {
   if (job.state === "queued") return ["Waiting for a free encoder"];
-  if (job.state === "cancelled") return ["Stopped; partial files were removed"];
+  if (job.state === "cancelled") {
+    // A job cancelled while queued never wrote anything, so only a started one had files to remove.
+    return [job.started_at ? "Stopped; partial files were removed" : "Cancelled before it started"];
+  }
   if (job.state === "succeeded") {
     const took = job.started_at && job.ended_at ? job.ended_at - job.started_at : null;
     return [took != null ? `Finished in ${formatDuration(took)}` : "Finished"];

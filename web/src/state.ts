@@ -75,6 +75,7 @@ function applyJobState(snapshot: Snapshot, event: Extract<ProjectEvent, { type: 
     }
     if (event.state === "queued" && job.state !== "queued") {
       next.queue_position = null;
+      next.started_at = null;
       next.ended_at = null;
     }
     if (TERMINAL_STATES.has(event.state)) {
