@@ -45,10 +45,14 @@ function errorFromBody(status: number, text: string): ApiError {
 async function request<T>(
   method: string,
   path: string,
-  options: { token?: string | null; json?: unknown } = {},
+  options: { token?: string | null; json?: unknown; displayName?: string } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  // Header values are Latin-1, so other names stay out and the server uses its default.
+  if (options.displayName && /^[\x20-\x7e]+$/.test(options.displayName)) {
+    headers["X-Viralsplit-Name"] = options.displayName;
+  }
   let body: string | undefined;
   if (options.json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -102,11 +106,11 @@ export interface CreatedProject {
   viewerToken: string;
 }
 
-export async function createProject(project: NewProject): Promise<CreatedProject> {
+export async function createProject(project: NewProject, displayName?: string): Promise<CreatedProject> {
   const body = await request<{ id: string; editor_token: string; viewer_token: string }>(
     "POST",
     "/api/projects",
-    { json: project },
+    { json: project, displayName },
   );
   return { id: body.id, editorToken: body.editor_token, viewerToken: body.viewer_token };
 }

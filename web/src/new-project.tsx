@@ -129,7 +129,7 @@ export function NewProjectPage() {
         fill,
         part_length: partLength.trim() ? Number(partLength) : null,
         ...(mode === "url" ? { url: url.trim() } : {}),
-      });
+      }, loadDisplayName());
       rememberTokens(created.id, { editor: created.editorToken, viewer: created.viewerToken });
       if (mode === "file") {
         setUpload({ loaded: 0, total: file!.size, bytesPerSecond: null });

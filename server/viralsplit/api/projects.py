@@ -10,7 +10,7 @@ from typing import Any
 from quart import Blueprint, Response, current_app, request, send_file
 from quart_schema import tag, validate_request, validate_response
 
-from viralsplit.api.common import authorize, error_response, no_store
+from viralsplit.api.common import actor_name, authorize, error_response, no_store
 from viralsplit.api.schemas import Accepted, CreatedProject, CreateProject, SetPriority, UploadAccepted
 from viralsplit.auth import Actor, Role
 from viralsplit.egress import EgressGuard, check_url
@@ -61,8 +61,9 @@ async def create_project(data: CreateProject) -> tuple[CreatedProject, int] | Re
         source_url=data.url,
     )
     log.info("project %s created (%s)", project.id, "url" if data.url else "upload")
-    creator = Actor("the creator", Role.EDITOR)
-    await svc.scheduler.record_activity(project.id, creator, "create", f"{creator.name} created the project")
+    creator = Actor(actor_name(Role.EDITOR), Role.EDITOR)
+    text = f"{creator.name} created the project"
+    await svc.scheduler.record_activity(project.id, creator, "create", text[0].upper() + text[1:])
     ingest_job_id = None
     if data.url:
         ingest_job_id = await svc.scheduler.submit_ingest(project.id, project.priority)

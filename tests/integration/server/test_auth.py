@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from conftest import Api
 from mediagen import MediaFactory
 from servers import ServerFactory
@@ -69,3 +71,19 @@ def test_upload_needs_editor_token(server_factory: ServerFactory, api_for: Any) 
     assert missing.status_code == 401
     assert viewer.status_code == 403
     assert api.snapshot(project)["project"]["source"] is None
+
+
+def test_create_activity_names_creator(server_factory: ServerFactory) -> None:
+    server = server_factory.start()
+    body = {"title": "Names", "platforms": ["x"]}
+
+    named = httpx.post(f"{server.url}/api/projects", json=body, headers={"X-Viralsplit-Name": "Ana"}).json()
+    anonymous = httpx.post(f"{server.url}/api/projects", json=body).json()
+
+    def first_activity(project: dict[str, Any]) -> str:
+        headers = {"Authorization": f"Bearer {project['viewer_token']}"}
+        snapshot = httpx.get(f"{server.url}/api/projects/{project['id']}", headers=headers).json()
+        return str(snapshot["activity"][0]["text"])
+
+    assert first_activity(named) == "Ana created the project"
+    assert first_activity(anonymous) == "An editor created the project"
