@@ -50,7 +50,7 @@ PROGRESS_INTERVAL_S = 0.2
 STOP_TIMEOUT_S = 10.0
 # Seconds crash recovery waits for a left-over process group to disappear after SIGKILL.
 LEFTOVER_TIMEOUT_S = 5.0
-# Longest failure message quoted in the activity feed; the job keeps the whole message.
+# Maximum characters of a failure message quoted in the activity feed; the job keeps all of it.
 FAILURE_TEXT_MAX_CHARS = 300
 
 
