@@ -106,7 +106,7 @@ export function NewProjectPage() {
     if (chosen.length === 0) found.platforms = "Pick at least one platform.";
     if (partLength.trim()) {
       const seconds = Number(partLength);
-      if (!Number.isFinite(seconds) || seconds < 1) {
+      if (!Number.isInteger(seconds) || seconds < 1) {
         found.part_length = "Enter the part length in whole seconds (1 or more), or leave it empty.";
       }
     }
