@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_options(submit)
 
     watch = commands.add_parser("watch", help="show a project's live progress")
-    watch.add_argument("project", help="project id")
+    watch.add_argument("project", help="project id, or the whole share link (then --token may be left out)")
     watch.add_argument("--server", required=True, help="server base URL, e.g. http://127.0.0.1:8000")
-    watch.add_argument("--token", required=True, help="editor or viewer token of the project")
+    watch.add_argument("--token", default=None, help="editor or viewer token of the project")
     watch.add_argument("--name", default=None, help="display name shown to others watching")
     return parser
 

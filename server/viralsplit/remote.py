@@ -80,7 +80,25 @@ async def submit(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
 
 
 async def watch(args: argparse.Namespace, out: TextIO = sys.stderr) -> int:
-    return await follow(args.server, args.project, args.token, args.name or DEFAULT_NAME, out)
+    project_id, token = parse_project_argument(args.project, args.token)
+    if token is None:
+        print("viralsplit: missing token: pass --token, or give the whole share link as PROJECT", file=out)
+        return 2
+    return await follow(args.server, project_id, token, args.name or DEFAULT_NAME, out)
+
+
+def parse_project_argument(project: str, token: str | None) -> tuple[str, str | None]:
+    """Split a share link (".../p/ID#token=T") into project id and token; pass a bare id through.
+
+    A token given with --token wins over the one in the link.
+    """
+    parts = urlsplit(project)
+    marker = "/p/"
+    if marker not in parts.path:
+        return project, token
+    project_id = parts.path.split(marker, 1)[1].strip("/")
+    fragment = dict(item.partition("=")[::2] for item in parts.fragment.split("&") if item)
+    return project_id, token or fragment.get("token") or None
 
 
 async def follow(server: str, project_id: str, token: str, name: str, out: TextIO) -> int:

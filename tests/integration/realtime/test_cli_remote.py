@@ -46,6 +46,16 @@ def test_watch_ended_project_and_wrong_token(server, media) -> None:
         assert response.status == 200
         assert response.read(8)[4:8] == b"ftyp"
 
+    # The share link printed by submit works as PROJECT on its own.
+    share_link = submitted.stderr.split(f"project {project_id}: ", 1)[1].split()[0]
+    by_link = run_cli("watch", share_link, "--server", server.url, timeout=30)
+    assert by_link.returncode == 0, by_link.stderr
+    assert "output x part 1/1" in by_link.stderr
+
+    no_token = run_cli("watch", project_id, "--server", server.url, timeout=30)
+    assert no_token.returncode == 2
+    assert "missing token" in no_token.stderr
+
     other = create_project(server, ["x"])
     denied = run_cli("watch", project_id, "--server", server.url, "--token", other.viewer, timeout=30)
     assert denied.returncode == 1
