@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mediagen import MediaFactory  # noqa: E402
+from servers import ServerFactory  # noqa: E402
 
 # Every test encode uses libx264's fastest preset unless a test sets another one.
 os.environ.setdefault("VIRALSPLIT_X264_PRESET", "ultrafast")
@@ -20,6 +22,14 @@ os.environ.setdefault("VIRALSPLIT_X264_PRESET", "ultrafast")
 def media(tmp_path_factory: pytest.TempPathFactory) -> MediaFactory:
     """Media generated once per test session; folders may override it with their own."""
     return MediaFactory(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start `viralsplit serve` processes on demand; every one still running is stopped afterwards."""
+    factory = ServerFactory(tmp_path)
+    yield factory
+    factory.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,12 +1,6 @@
 """Run `python -m viralsplit serve` as a real subprocess for integration tests.
 
-    from servers import ServerFactory
-
-    @pytest.fixture
-    def server_factory(tmp_path):
-        factory = ServerFactory(tmp_path)
-        yield factory
-        factory.close()
+tests/conftest.py turns ServerFactory into the `server_factory` fixture:
 
     def test_something(server_factory):
         server = server_factory.start(max_jobs=1)

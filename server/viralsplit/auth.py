@@ -1,4 +1,4 @@
-"""Roles and actors: who holds which token of a project, and how tokens are stored."""
+"""Roles and actors: who has which token of a project, and how tokens are stored."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import secrets
 
 
 class Role(str, enum.Enum):
-    """What a token lets its holder do: an editor may act on jobs, a viewer may only read."""
+    """Permission level of a token: an editor may act on jobs, a viewer may only read."""
 
     EDITOR = "editor"
     VIEWER = "viewer"
@@ -17,7 +17,7 @@ class Role(str, enum.Enum):
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """Who asked for an action: the display name shown in the activity feed and the token's role."""
+    """Requester of an action: the display name shown in the activity feed and the token's role."""
 
     name: str
     role: Role

@@ -46,7 +46,7 @@ class ToolMissingError(ViralSplitError):
 
 
 class FFmpegError(ViralSplitError):
-    """A media tool exited non-zero. `stderr_tail` holds its last lines of stderr."""
+    """A media tool exited non-zero. `stderr_tail` contains its last lines of stderr."""
 
     def __init__(self, tool: str, returncode: int, stderr_tail: str, context: str = "") -> None:
         detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no output"

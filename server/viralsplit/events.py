@@ -18,7 +18,7 @@ from viralsplit.media.progress import Progress
 class JobStateChanged:
     job_id: str
     state: JobState
-    # Set when state is FAILED: the message a user sees.
+    # Set when state is FAILED: the message shown to users.
     error: str | None = None
     priority: int = 0
     attempt: int = 1
@@ -72,7 +72,7 @@ class SourceReady:
 
 @dataclasses.dataclass(frozen=True)
 class Activity:
-    """Who did what, persisted in the project's event log and shown in the activity feed."""
+    """A record of who did what, persisted in the project's event log and shown in the activity feed."""
 
     event_id: int
     at: float  # Unix time, seconds

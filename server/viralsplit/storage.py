@@ -119,7 +119,7 @@ class Storage:
             self.remove_tree(self.output_dir(project_id, job_id))
 
     def remove_empty_job_dirs(self, project_id: str, job_id: str) -> bool:
-        """Remove a job's scratch and output folders if they are empty or absent; return False if one holds files.
+        """Remove a job's scratch and output folders if they are empty or absent; return False if one contains files.
 
         A cancelled render has already deleted its own files, so this usually finishes with
         two rmdir calls, cheap enough for the event loop; the caller falls back to

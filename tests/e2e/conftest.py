@@ -55,13 +55,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> MediaFactory:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tmp_path)
-    yield factory
-    factory.close()
-
-
-@pytest.fixture
 def open_page(browser, server_factory: ServerFactory) -> Iterator[object]:  # type: ignore[no-untyped-def]
     """Open a page in a new browser context, as a separate person with their own storage.
 

@@ -130,7 +130,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        # A second connection for snapshots: in WAL mode it sees only committed data, never
+        # A second connection for snapshots: in WAL mode it reads only committed data, never
         # a transaction the scheduler has open on the main connection.
         self._reader: aiosqlite.Connection | None = None
         self._read_lock = asyncio.Lock()

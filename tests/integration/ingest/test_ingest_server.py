@@ -7,21 +7,12 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from mediaserver import MediaServer
 from servers import ServerFactory, wait_until
-
-
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tmp_path)
-    yield factory
-    factory.close()
 
 
 def collect_events(url: str, token: str, events: list[tuple[str, Any]], stop: threading.Event) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,6 @@ SLOW_ENV = {"VIRALSPLIT_X264_PRESET": "veryslow"}
 @pytest.fixture(scope="session")
 def media(tmp_path_factory: pytest.TempPathFactory) -> MediaFactory:
     return MediaFactory(tmp_path_factory.mktemp("realtime-media"))
-
-
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tmp_path)
-    yield factory
-    factory.close()
 
 
 @pytest.fixture

@@ -14,17 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mediagen import MediaFactory, VideoSpec  # noqa: E402
-from servers import ServerFactory, ServerProcess  # noqa: E402
+from servers import ServerProcess  # noqa: E402
 
 # Seconds a test waits for a job state before it fails.
 JOB_TIMEOUT_S = 60.0
-
-
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
-    factory = ServerFactory(tmp_path)
-    yield factory
-    factory.close()
 
 
 @pytest.fixture(scope="session")
